@@ -1,0 +1,158 @@
+//! What is wrong and how urgent it is: the intake category and priority, and what the crew
+//! reports when it returns the work order (回单) and the customer says at the callback (回访).
+
+use geo_data::format::Skill;
+use serde::{Deserialize, Serialize};
+
+/// The symptom as the 95598 agent records it at intake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultCategory {
+    /// One customer without power.
+    NoPower,
+    /// Several customers or a whole area without power.
+    AreaOutage,
+    LineDown,
+    EquipmentFire,
+    VoltageQuality,
+    Meter,
+    /// Inside the customer's installation: a paid service, not on the arrival clock.
+    CustomerInternal,
+    Other,
+}
+
+/// Categories whose reports can be repeats of one fault in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MergeGroup {
+    /// Loss of supply and its visible causes: calls about one outage say any of these.
+    Supply,
+    VoltageQuality,
+}
+
+impl FaultCategory {
+    pub const ALL: [FaultCategory; 8] = [
+        FaultCategory::NoPower,
+        FaultCategory::AreaOutage,
+        FaultCategory::LineDown,
+        FaultCategory::EquipmentFire,
+        FaultCategory::VoltageQuality,
+        FaultCategory::Meter,
+        FaultCategory::CustomerInternal,
+        FaultCategory::Other,
+    ];
+
+    /// The skill a crew needs to take the job. Outages of an area and anything on the 10 kV
+    /// network need `hv`; single customers, quality and the customer's side are low voltage.
+    pub fn required_skill(self) -> Skill {
+        match self {
+            FaultCategory::AreaOutage | FaultCategory::LineDown | FaultCategory::EquipmentFire => {
+                Skill::Hv
+            }
+            FaultCategory::Meter => Skill::Meter,
+            FaultCategory::NoPower
+            | FaultCategory::VoltageQuality
+            | FaultCategory::CustomerInternal
+            | FaultCategory::Other => Skill::Lv,
+        }
+    }
+
+    /// Safety hazards are emergencies whatever the agent chose.
+    pub fn forces_emergency(self) -> bool {
+        matches!(self, FaultCategory::LineDown | FaultCategory::EquipmentFire)
+    }
+
+    /// Customer-internal faults are outside the utility's repair duty: no arrival commitment.
+    pub fn has_arrival_clock(self) -> bool {
+        self != FaultCategory::CustomerInternal
+    }
+
+    /// `None` for faults that are one customer's own (a meter, the installation, "other"):
+    /// two of those next door to each other are still two jobs.
+    pub fn merge_group(self) -> Option<MergeGroup> {
+        match self {
+            FaultCategory::NoPower
+            | FaultCategory::AreaOutage
+            | FaultCategory::LineDown
+            | FaultCategory::EquipmentFire => Some(MergeGroup::Supply),
+            FaultCategory::VoltageQuality => Some(MergeGroup::VoltageQuality),
+            FaultCategory::Meter | FaultCategory::CustomerInternal | FaultCategory::Other => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Emergency,
+    Normal,
+}
+
+/// First-level fault class of real repair reports, given when the order is returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultClass {
+    HighVoltage,
+    LowVoltage,
+    PowerQuality,
+    CustomerInternal,
+    NonElectrical,
+    Metering,
+}
+
+/// Who owns the failed equipment: decides who pays and whether the outage counts against the
+/// utility's reliability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ownership {
+    Utility,
+    Customer,
+}
+
+/// The crew's return of the work order (回单): it cannot be returned without these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkOrderReturn {
+    pub fault_class: FaultClass,
+    pub cause: String,
+    pub ownership: Ownership,
+    pub resolution: Option<String>,
+}
+
+/// What the customer said at the callback (回访).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Callback {
+    pub satisfied: bool,
+    pub note: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hazards_are_emergencies_and_need_hv() {
+        for category in FaultCategory::ALL {
+            if category.forces_emergency() {
+                assert_eq!(category.required_skill(), Skill::Hv);
+            }
+        }
+    }
+
+    #[test]
+    fn only_customer_internal_has_no_arrival_clock() {
+        let without: Vec<_> = FaultCategory::ALL
+            .into_iter()
+            .filter(|c| !c.has_arrival_clock())
+            .collect();
+        assert_eq!(without, vec![FaultCategory::CustomerInternal]);
+    }
+
+    #[test]
+    fn one_customers_own_faults_never_merge() {
+        assert_eq!(FaultCategory::Meter.merge_group(), None);
+        assert_eq!(FaultCategory::CustomerInternal.merge_group(), None);
+        assert_eq!(
+            FaultCategory::NoPower.merge_group(),
+            FaultCategory::LineDown.merge_group()
+        );
+    }
+}
