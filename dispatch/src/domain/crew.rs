@@ -28,7 +28,9 @@ impl SkillSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Skill> {
-        Self::ALL_SKILLS.into_iter().filter(move |s| self.contains(*s))
+        Self::ALL_SKILLS
+            .into_iter()
+            .filter(move |s| self.contains(*s))
     }
 }
 
@@ -86,6 +88,9 @@ mod tests {
         let set: SkillSet = [Skill::Lv, Skill::Meter].into_iter().collect();
         assert!(set.contains(Skill::Lv));
         assert!(!set.contains(Skill::Hv));
-        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Skill::Lv, Skill::Meter]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Skill::Lv, Skill::Meter]
+        );
     }
 }

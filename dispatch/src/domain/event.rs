@@ -46,7 +46,9 @@ pub enum EventKind {
         incident: IncidentId,
     },
     /// No crew free: the ticket waits by priority.
-    Queued { ticket: TicketId },
+    Queued {
+        ticket: TicketId,
+    },
     Dispatched {
         ticket: TicketId,
         crew: CrewId,
@@ -59,8 +61,14 @@ pub enum EventKind {
         crew: CrewId,
         reason: DeclineReason,
     },
-    Acknowledged { ticket: TicketId, crew: CrewId },
-    Departed { ticket: TicketId, crew: CrewId },
+    Acknowledged {
+        ticket: TicketId,
+        crew: CrewId,
+    },
+    Departed {
+        ticket: TicketId,
+        crew: CrewId,
+    },
     Arrived {
         ticket: TicketId,
         crew: CrewId,
@@ -76,15 +84,24 @@ pub enum EventKind {
         crew: CrewId,
         order: WorkOrderReturn,
     },
-    Closed { ticket: TicketId, callback: Callback },
+    Closed {
+        ticket: TicketId,
+        callback: Callback,
+    },
     /// `crew` is the crew released by the cancellation, if one had the job.
     Cancelled {
         ticket: TicketId,
         crew: Option<CrewId>,
         reason: String,
     },
-    CrewDuty { crew: CrewId, on_duty: bool },
-    CrewPosition { crew: CrewId, location: LatLon },
+    CrewDuty {
+        crew: CrewId,
+        on_duty: bool,
+    },
+    CrewPosition {
+        crew: CrewId,
+        location: LatLon,
+    },
 }
 
 impl EventKind {

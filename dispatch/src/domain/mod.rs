@@ -7,16 +7,20 @@ mod fault;
 mod ids;
 mod location;
 mod sla;
+mod station;
 mod ticket;
 mod time;
 
 pub use crew::{Crew, CrewStatus, SkillSet};
 pub use event::{Actor, Event, EventKind};
-pub use fault::{Callback, FaultCategory, FaultClass, MergeGroup, Ownership, Priority, WorkOrderReturn};
+pub use fault::{
+    Callback, FaultCategory, FaultClass, MergeGroup, Ownership, Priority, WorkOrderReturn,
+};
 pub use geo_data::format::{AreaClass, Skill};
 pub use ids::{CrewId, IncidentId, StationId, TicketId};
 pub use location::{LatLon, LocationError};
 pub use sla::{Deadlines, SlaPolicy, SlaPolicyError};
+pub use station::Station;
 pub use ticket::{
     Caller, DeclineReason, FaultReport, Ticket, TicketCommand, TicketState, TransitionError,
 };

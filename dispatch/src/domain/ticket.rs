@@ -137,15 +137,23 @@ pub enum DeclineReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketCommand {
     Acknowledge,
-    Reject { reason: String },
+    Reject {
+        reason: String,
+    },
     /// The acknowledgement deadline passed; issued by the deadline driver.
     AcknowledgeTimeout,
     Depart,
-    Arrive { location: Option<LatLon> },
-    Restore { cause: Option<String> },
+    Arrive {
+        location: Option<LatLon>,
+    },
+    Restore {
+        cause: Option<String>,
+    },
     Return(WorkOrderReturn),
     Close(Callback),
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }
 
 impl TicketCommand {
@@ -478,10 +486,19 @@ mod tests {
         });
     }
 
-    fn step(ticket: &mut Ticket, command: TicketCommand, actor: Actor, at: i64) -> Result<(), TransitionError> {
+    fn step(
+        ticket: &mut Ticket,
+        command: TicketCommand,
+        actor: Actor,
+        at: i64,
+    ) -> Result<(), TransitionError> {
         let now = Timestamp::from_millis(at);
         let kind = ticket.decide(&command, &actor, now)?;
-        ticket.apply(&Event { at: now, actor, kind });
+        ticket.apply(&Event {
+            at: now,
+            actor,
+            kind,
+        });
         Ok(())
     }
 
@@ -502,8 +519,20 @@ mod tests {
         step(&mut t, TicketCommand::Acknowledge, crew(), 2_000).unwrap();
         assert_eq!(t.deadlines.acknowledge_by, None);
         step(&mut t, TicketCommand::Depart, crew(), 3_000).unwrap();
-        step(&mut t, TicketCommand::Arrive { location: None }, crew(), 4_000).unwrap();
-        step(&mut t, TicketCommand::Restore { cause: None }, crew(), 5_000).unwrap();
+        step(
+            &mut t,
+            TicketCommand::Arrive { location: None },
+            crew(),
+            4_000,
+        )
+        .unwrap();
+        step(
+            &mut t,
+            TicketCommand::Restore { cause: None },
+            crew(),
+            5_000,
+        )
+        .unwrap();
         step(&mut t, TicketCommand::Return(order()), crew(), 6_000).unwrap();
         step(
             &mut t,
@@ -548,7 +577,11 @@ mod tests {
         dispatch(&mut t, "C1", 0);
         let now = Timestamp::from_millis(1);
         assert_eq!(
-            t.decide(&TicketCommand::Acknowledge, &Actor::Crew(CrewId::new("C2")), now),
+            t.decide(
+                &TicketCommand::Acknowledge,
+                &Actor::Crew(CrewId::new("C2")),
+                now
+            ),
             Err(TransitionError::NotAssignedCrew { command: "ack" })
         );
         assert_eq!(
@@ -556,7 +589,11 @@ mod tests {
             Err(TransitionError::ActorNotPermitted { command: "ack" })
         );
         assert!(matches!(
-            t.decide(&TicketCommand::Cancel { reason: "x".into() }, &Actor::Crew(CrewId::new("C1")), now),
+            t.decide(
+                &TicketCommand::Cancel { reason: "x".into() },
+                &Actor::Crew(CrewId::new("C1")),
+                now
+            ),
             Err(TransitionError::ActorNotPermitted { .. })
         ));
     }
@@ -575,7 +612,13 @@ mod tests {
             t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::Agent, due),
             Err(TransitionError::ActorNotPermitted { .. })
         ));
-        step(&mut t, TicketCommand::AcknowledgeTimeout, Actor::System, due.as_millis()).unwrap();
+        step(
+            &mut t,
+            TicketCommand::AcknowledgeTimeout,
+            Actor::System,
+            due.as_millis(),
+        )
+        .unwrap();
         assert_eq!(t.state, TicketState::Queued);
         assert_eq!(t.crew, None);
         assert_eq!(t.declined_by, vec![CrewId::new("C1")]);
@@ -598,14 +641,21 @@ mod tests {
     fn any_command() -> impl Strategy<Value = (TicketCommand, Actor)> {
         let command = prop_oneof![
             Just(TicketCommand::Acknowledge),
-            Just(TicketCommand::Reject { reason: "busy".into() }),
+            Just(TicketCommand::Reject {
+                reason: "busy".into()
+            }),
             Just(TicketCommand::AcknowledgeTimeout),
             Just(TicketCommand::Depart),
             Just(TicketCommand::Arrive { location: None }),
             Just(TicketCommand::Restore { cause: None }),
             Just(TicketCommand::Return(order())),
-            Just(TicketCommand::Close(Callback { satisfied: false, note: None })),
-            Just(TicketCommand::Cancel { reason: "caller".into() }),
+            Just(TicketCommand::Close(Callback {
+                satisfied: false,
+                note: None
+            })),
+            Just(TicketCommand::Cancel {
+                reason: "caller".into()
+            }),
         ];
         let actor = prop_oneof![
             Just(Actor::System),
@@ -633,7 +683,7 @@ mod tests {
                 // The engine re-dispatches a queued ticket; model it by dispatching to C1 or C2.
                 if t.state == TicketState::Queued && redispatch > 0 {
                     next_crew += 1;
-                    dispatch(&mut t, if next_crew % 2 == 0 { "C1" } else { "C2" }, now);
+                    dispatch(&mut t, if next_crew.is_multiple_of(2) { "C1" } else { "C2" }, now);
                 }
                 let before = t.clone();
                 match t.decide(&command, &actor, Timestamp::from_millis(now.saturating_add(10 * 60_000))) {

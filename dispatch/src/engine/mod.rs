@@ -1,0 +1,619 @@
+//! The dispatch engine: for a fault report, the station that owns it, a repeat of an open
+//! incident or not, and the crew that goes; then every later step of tickets and crews. It is
+//! pure and in memory: commands and `now` in, events out; the same events replayed through
+//! [`Engine::apply`] rebuild the same state, which is how the service recovers.
+//!
+//! # Properties (each has a property test in `tests.rs`)
+//! 1. **Never a busy crew**: a crew is dispatched only while available (on duty, no job,
+//!    not unresponsive); no crew ever holds two active jobs.
+//! 2. **Right skill**: the crew has the skill the ticket's category requires.
+//! 3. **Shortest estimated travel**: among eligible crews (right skill, available, not having
+//!    declined this ticket), the chosen one has the shortest estimate, except for rule 4.
+//! 4. **Own station first among equals**: the best crew of the ticket's own station is sent
+//!    unless another arrives more than `own_station_margin_minutes` sooner.
+//! 5. **Deterministic**: the same state and command give the same events, whatever the
+//!    insertion order of the indexes; ties break by own station, then crew id.
+//! 6. **Every dispatched ticket has exactly one crew**, and a declined (rejected or timed
+//!    out) assignment frees the crew and at once re-dispatches the ticket or queues it.
+//! 7. **Queue order**: waiting tickets are served emergency first, then important customers,
+//!    then earliest arrival deadline, whenever a crew becomes free.
+//! 8. **Replay**: applying the emitted events to an engine built from the same region gives
+//!    the same state.
+
+mod config;
+mod incidents;
+mod matching;
+mod queue;
+pub mod synthetic;
+#[cfg(test)]
+mod tests;
+
+pub use config::{ConfigError, EngineConfig, Speeds};
+pub use incidents::Incident;
+pub use matching::Choice;
+
+use crate::domain::{
+    Actor, Crew, CrewId, CrewStatus, DeclineReason, Event, EventKind, FaultReport, IncidentId,
+    LatLon, Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
+    TransitionError,
+};
+use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
+use crate::region::Region;
+use incidents::IncidentBook;
+use queue::DispatchQueue;
+use std::collections::HashMap;
+
+/// What can be asked of the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A new report from a 95598 agent; `ticket` is the id the caller allocated.
+    Report {
+        ticket: TicketId,
+        report: FaultReport,
+    },
+    /// A step on an existing ticket.
+    Ticket {
+        ticket: TicketId,
+        command: TicketCommand,
+    },
+    CrewDuty {
+        crew: CrewId,
+        on_duty: bool,
+    },
+    CrewPosition {
+        crew: CrewId,
+        location: LatLon,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("no ticket {0}")]
+    UnknownTicket(TicketId),
+    #[error("no crew {0}")]
+    UnknownCrew(CrewId),
+    #[error("ticket {0} exists already")]
+    DuplicateTicket(TicketId),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    OutsideServiceAreas(#[from] OutsideServiceAreas),
+    #[error("crew {0} holds a job; it must return or reject it before going off duty")]
+    CrewHasJob(CrewId),
+    #[error("a crew may report only for itself")]
+    NotThisCrew,
+}
+
+#[derive(Debug, Clone)]
+struct CrewSlot {
+    crew: Crew,
+    /// Where the crew sits in the pool, when it is in it.
+    indexed_at: Option<[f64; 2]>,
+}
+
+#[derive(Debug)]
+pub struct Engine {
+    config: EngineConfig,
+    projection: LocalProjection,
+    stations: Vec<Station>,
+    station_by_id: HashMap<StationId, usize>,
+    areas: ServiceAreaIndex,
+    crews: Vec<CrewSlot>,
+    crew_by_id: HashMap<CrewId, u32>,
+    pool: CrewIndex,
+    tickets: HashMap<TicketId, Ticket>,
+    incidents: IncidentBook,
+    queue: DispatchQueue,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, region: Region) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let Region {
+            stations,
+            areas,
+            crews,
+        } = region;
+        let (min_lat, max_lat) = stations
+            .iter()
+            .map(|s| s.location.lat())
+            .fold((f64::MAX, f64::MIN), |(lo, hi), lat| {
+                (lo.min(lat), hi.max(lat))
+            });
+        let projection = LocalProjection::new((min_lat + max_lat) / 2.0);
+        let station_by_id = stations
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        let areas = ServiceAreaIndex::new(&areas, config.outside_area_limit_km);
+        let mut engine = Self {
+            config,
+            projection,
+            stations,
+            station_by_id,
+            areas,
+            crews: Vec::with_capacity(crews.len()),
+            crew_by_id: HashMap::with_capacity(crews.len()),
+            pool: CrewIndex::default(),
+            tickets: HashMap::new(),
+            incidents: IncidentBook::default(),
+            queue: DispatchQueue::default(),
+        };
+        for crew in crews {
+            let dense = engine.crews.len() as u32;
+            engine.crew_by_id.insert(crew.id.clone(), dense);
+            engine.crews.push(CrewSlot {
+                crew,
+                indexed_at: None,
+            });
+            engine.sync_pool(dense);
+        }
+        Ok(engine)
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn stations(&self) -> &[Station] {
+        &self.stations
+    }
+
+    pub fn station(&self, id: &StationId) -> Option<&Station> {
+        self.station_by_id.get(id).map(|&i| &self.stations[i])
+    }
+
+    pub fn crews(&self) -> impl Iterator<Item = &Crew> {
+        self.crews.iter().map(|slot| &slot.crew)
+    }
+
+    pub fn crew(&self, id: &CrewId) -> Option<&Crew> {
+        self.crew_by_id
+            .get(id)
+            .map(|&i| &self.crews[i as usize].crew)
+    }
+
+    pub fn ticket(&self, id: &TicketId) -> Option<&Ticket> {
+        self.tickets.get(id)
+    }
+
+    pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
+        self.tickets.values()
+    }
+
+    pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
+        self.incidents.get(id)
+    }
+
+    pub fn open_incidents(&self) -> usize {
+        self.incidents.len()
+    }
+
+    /// Waiting tickets in the order they will be served.
+    pub fn queued(&self) -> impl Iterator<Item = &TicketId> {
+        self.queue.iter()
+    }
+
+    /// Decides a command and applies its events. On error nothing has changed.
+    pub fn handle(
+        &mut self,
+        command: Command,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, EngineError> {
+        let mut events = Vec::new();
+        match command {
+            Command::Report { ticket, report } => self.report(ticket, report, now, &mut events)?,
+            Command::Ticket { ticket, command } => {
+                let current = self
+                    .tickets
+                    .get(&ticket)
+                    .ok_or_else(|| EngineError::UnknownTicket(ticket.clone()))?;
+                let kind = current.decide(&command, &actor, now)?;
+                let redispatch = matches!(kind, EventKind::Declined { .. });
+                self.record(now, actor, kind, &mut events);
+                if redispatch {
+                    self.dispatch_or_queue(&ticket, now, &mut events);
+                }
+            }
+            Command::CrewDuty { crew, on_duty } => {
+                let slot = self.crew_for(&crew, &actor)?;
+                let current = &self.crews[slot as usize].crew;
+                if !on_duty && current.job().is_some() {
+                    return Err(EngineError::CrewHasJob(crew));
+                }
+                self.record(
+                    now,
+                    actor,
+                    EventKind::CrewDuty { crew, on_duty },
+                    &mut events,
+                );
+            }
+            Command::CrewPosition { crew, location } => {
+                self.crew_for(&crew, &actor)?;
+                self.record(
+                    now,
+                    actor,
+                    EventKind::CrewPosition { crew, location },
+                    &mut events,
+                );
+            }
+        }
+        self.serve_queue(now, &mut events);
+        Ok(events)
+    }
+
+    fn crew_for(&self, crew: &CrewId, actor: &Actor) -> Result<u32, EngineError> {
+        let slot = *self
+            .crew_by_id
+            .get(crew)
+            .ok_or_else(|| EngineError::UnknownCrew(crew.clone()))?;
+        match actor {
+            Actor::Crew(own) if own != crew => Err(EngineError::NotThisCrew),
+            _ => Ok(slot),
+        }
+    }
+
+    fn report(
+        &mut self,
+        ticket: TicketId,
+        report: FaultReport,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) -> Result<(), EngineError> {
+        if self.tickets.contains_key(&ticket) {
+            return Err(EngineError::DuplicateTicket(ticket));
+        }
+        let station = &self.stations[self.areas.locate(report.location)?.station()];
+        let area_class = station.area_class;
+        let arrive_by = self.config.sla.arrive_by(now, report.category, area_class);
+        let repeat_of = report.category.merge_group().and_then(|group| {
+            let window = self.config.merge_window_minutes;
+            let window_start =
+                Timestamp::from_millis(now.as_millis().saturating_sub(i64::from(window) * 60_000));
+            self.incidents.find_repeat_of(
+                report.location,
+                self.projection.to_km(report.location),
+                group,
+                self.config.merge_radius_m / 1000.0,
+                window_start,
+            )
+        });
+        let incident = match repeat_of {
+            Some(incident) => incident.id.clone(),
+            None => IncidentId::new(format!("I-{ticket}")),
+        };
+        let merged = repeat_of.is_some();
+        let station = station.id.clone();
+        self.record(
+            now,
+            Actor::Agent,
+            EventKind::Reported {
+                ticket: ticket.clone(),
+                incident: incident.clone(),
+                station,
+                area_class,
+                report,
+                arrive_by,
+            },
+            events,
+        );
+        if merged {
+            self.record(
+                now,
+                Actor::System,
+                EventKind::Merged { ticket, incident },
+                events,
+            );
+        } else {
+            self.dispatch_or_queue(&ticket, now, events);
+        }
+        Ok(())
+    }
+
+    /// Sends the best crew to a waiting ticket, or queues it when none is free.
+    fn dispatch_or_queue(&mut self, ticket: &TicketId, now: Timestamp, events: &mut Vec<Event>) {
+        let Some(current) = self.tickets.get(ticket) else {
+            return;
+        };
+        let kind = match self.choose_crew(current) {
+            Some(choice) => EventKind::Dispatched {
+                ticket: ticket.clone(),
+                crew: self.crews[choice.crew as usize].crew.id.clone(),
+                eta_minutes: choice.eta_minutes,
+                acknowledge_by: self.config.sla.acknowledge_by(now),
+            },
+            None if self.queue.contains(current) => return,
+            // A declined ticket is out of the queue until this event puts it back, so its
+            // timeline says it waits.
+            None => EventKind::Queued {
+                ticket: ticket.clone(),
+            },
+        };
+        self.record(now, Actor::System, kind, events);
+    }
+
+    /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
+    /// served. Tickets a free crew cannot serve (wrong skill, declined by it) stay waiting.
+    fn serve_queue(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        if self.queue.is_empty() {
+            return;
+        }
+        let waiting: Vec<TicketId> = self.queue.iter().cloned().collect();
+        for ticket in waiting {
+            if crate::domain::SkillSet::ALL_SKILLS
+                .iter()
+                .all(|&skill| self.pool.available(skill) == 0)
+            {
+                break;
+            }
+            let Some(current) = self.tickets.get(&ticket) else {
+                continue;
+            };
+            if self
+                .pool
+                .available(current.report.category.required_skill())
+                == 0
+            {
+                continue;
+            }
+            if let Some(choice) = self.choose_crew(current) {
+                let kind = EventKind::Dispatched {
+                    ticket: ticket.clone(),
+                    crew: self.crews[choice.crew as usize].crew.id.clone(),
+                    eta_minutes: choice.eta_minutes,
+                    acknowledge_by: self.config.sla.acknowledge_by(now),
+                };
+                self.record(now, Actor::System, kind, events);
+            }
+        }
+    }
+
+    /// The crew the engine would send to `ticket` now, without sending it.
+    pub fn choose_crew(&self, ticket: &Ticket) -> Option<Choice> {
+        matching::choose_crew(
+            &self.config,
+            &self.pool,
+            |slot| self.crews.get(slot as usize).map(|s| &s.crew),
+            |p| self.projection.to_km(p),
+            ticket,
+        )
+    }
+
+    fn record(&mut self, at: Timestamp, actor: Actor, kind: EventKind, events: &mut Vec<Event>) {
+        let event = Event { at, actor, kind };
+        self.apply(&event);
+        events.push(event);
+    }
+
+    /// Applies one event: from `handle`, or replayed from the store at start-up. Events about
+    /// unknown tickets or crews are ignored, so a log from an older region still loads.
+    pub fn apply(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::Reported {
+                ticket,
+                incident,
+                station,
+                area_class,
+                report,
+                arrive_by,
+            } => {
+                let new = Ticket::new(
+                    ticket.clone(),
+                    incident.clone(),
+                    station.clone(),
+                    *area_class,
+                    report.clone(),
+                    event.at,
+                    *arrive_by,
+                );
+                if let Some(group) = report.category.merge_group()
+                    && self.incidents.get(incident).is_none()
+                {
+                    self.incidents.open(
+                        incident.clone(),
+                        ticket.clone(),
+                        report.location,
+                        self.projection.to_km(report.location),
+                        group,
+                        event.at,
+                    );
+                }
+                self.tickets.insert(ticket.clone(), new);
+            }
+            EventKind::Merged { ticket, incident } => {
+                self.incidents.record_repeat(incident, event.at);
+                self.apply_to_ticket(ticket, event);
+            }
+            EventKind::Queued { ticket } => {
+                self.apply_to_ticket(ticket, event);
+                if let Some(t) = self.tickets.get(ticket) {
+                    self.queue.insert(t);
+                }
+            }
+            EventKind::Dispatched { ticket, crew, .. } => {
+                if let Some(t) = self.tickets.get(ticket) {
+                    self.queue.remove(t);
+                }
+                self.apply_to_ticket(ticket, event);
+                self.set_crew_status(crew, CrewStatus::Assigned(ticket.clone()));
+            }
+            EventKind::Declined {
+                ticket,
+                crew,
+                reason,
+            } => {
+                self.apply_to_ticket(ticket, event);
+                let status = match reason {
+                    DeclineReason::Rejected { .. } => CrewStatus::Available,
+                    DeclineReason::AcknowledgeTimeout => CrewStatus::Unresponsive,
+                };
+                self.set_crew_status(crew, status);
+            }
+            EventKind::Acknowledged { ticket, .. } | EventKind::Departed { ticket, .. } => {
+                self.apply_to_ticket(ticket, event);
+            }
+            EventKind::Arrived {
+                ticket,
+                crew,
+                location,
+            } => {
+                self.apply_to_ticket(ticket, event);
+                let at = location.or_else(|| self.tickets.get(ticket).map(|t| t.report.location));
+                if let Some(at) = at {
+                    self.set_crew_position(crew, at, event.at);
+                }
+            }
+            EventKind::Restored { ticket, .. } => {
+                self.apply_to_ticket(ticket, event);
+                self.close_incident_of(ticket);
+            }
+            EventKind::Returned { ticket, crew, .. } => {
+                self.apply_to_ticket(ticket, event);
+                self.set_crew_status(crew, CrewStatus::Available);
+            }
+            EventKind::Closed { ticket, .. } => self.apply_to_ticket(ticket, event),
+            EventKind::Cancelled { ticket, crew, .. } => {
+                if let Some(t) = self.tickets.get(ticket) {
+                    self.queue.remove(t);
+                }
+                self.apply_to_ticket(ticket, event);
+                self.close_incident_of(ticket);
+                if let Some(crew) = crew {
+                    self.set_crew_status(crew, CrewStatus::Available);
+                }
+            }
+            EventKind::CrewDuty { crew, on_duty } => {
+                let status = if *on_duty {
+                    CrewStatus::Available
+                } else {
+                    CrewStatus::OffDuty
+                };
+                // Coming on duty never takes a job away from a crew that has one.
+                if self.crew(crew).is_some_and(|c| c.job().is_none()) {
+                    self.set_crew_status(crew, status);
+                }
+            }
+            EventKind::CrewPosition { crew, location } => {
+                self.set_crew_position(crew, *location, event.at);
+                // A position report is a sign of life from a crew that missed an ack.
+                if self
+                    .crew(crew)
+                    .is_some_and(|c| c.status == CrewStatus::Unresponsive)
+                {
+                    self.set_crew_status(crew, CrewStatus::Available);
+                }
+            }
+        }
+    }
+
+    fn apply_to_ticket(&mut self, ticket: &TicketId, event: &Event) {
+        if let Some(t) = self.tickets.get_mut(ticket) {
+            t.apply(event);
+        }
+    }
+
+    fn close_incident_of(&mut self, ticket: &TicketId) {
+        let Some(t) = self.tickets.get(ticket) else {
+            return;
+        };
+        if self
+            .incidents
+            .get(&t.incident)
+            .is_some_and(|incident| incident.master == *ticket)
+        {
+            let id = t.incident.clone();
+            self.incidents.close(&id);
+        }
+    }
+
+    fn set_crew_status(&mut self, crew: &CrewId, status: CrewStatus) {
+        if let Some(&slot) = self.crew_by_id.get(crew) {
+            self.crews[slot as usize].crew.status = status;
+            self.sync_pool(slot);
+        }
+    }
+
+    fn set_crew_position(&mut self, crew: &CrewId, at: LatLon, when: Timestamp) {
+        if let Some(&slot) = self.crew_by_id.get(crew) {
+            let record = &mut self.crews[slot as usize].crew;
+            record.position = at;
+            record.position_at = Some(when);
+            self.sync_pool(slot);
+        }
+    }
+
+    /// Puts the crew in the pool at its position when it is available, takes it out when not:
+    /// the one place where the pool and the crew's status are kept in step.
+    fn sync_pool(&mut self, slot: u32) {
+        let CrewSlot { crew, indexed_at } = &mut self.crews[slot as usize];
+        let wanted = crew
+            .is_available()
+            .then(|| self.projection.to_km(crew.position));
+        if *indexed_at == wanted {
+            return;
+        }
+        if let Some(old) = indexed_at.take() {
+            self.pool.remove(slot, crew.skills, old);
+        }
+        if let Some(new) = wanted {
+            self.pool.insert(slot, crew.skills, new);
+            *indexed_at = Some(new);
+        }
+    }
+
+    /// Checks the invariants that tie tickets, crews, the pool and the queue together, and
+    /// returns every violation found (empty when all hold). For tests and start-up checks.
+    pub fn audit(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (slot, CrewSlot { crew, indexed_at }) in self.crews.iter().enumerate() {
+            if crew.is_available() != indexed_at.is_some() {
+                problems.push(format!(
+                    "crew {}: pool membership disagrees with {:?}",
+                    crew.id, crew.status
+                ));
+            }
+            if let Some(job) = crew.job() {
+                match self.tickets.get(job) {
+                    Some(t) if t.state.holds_crew() && t.crew.as_ref() == Some(&crew.id) => {}
+                    other => problems.push(format!(
+                        "crew {} (slot {slot}) holds {job}, which is {:?}",
+                        crew.id,
+                        other.map(|t| (t.state, t.crew.clone()))
+                    )),
+                }
+            }
+        }
+        let mut queued = 0;
+        for ticket in self.tickets.values() {
+            if ticket.state.holds_crew() {
+                match ticket.crew.as_ref().and_then(|c| self.crew(c)) {
+                    Some(crew) if crew.job() == Some(&ticket.id) => {}
+                    other => problems.push(format!(
+                        "ticket {} is {} but its crew is {:?}",
+                        ticket.id,
+                        ticket.state,
+                        other.map(|c| (&c.id, &c.status))
+                    )),
+                }
+            }
+            if ticket.state == TicketState::Queued {
+                queued += 1;
+                if !self.queue.contains(ticket) {
+                    problems.push(format!(
+                        "ticket {} is queued but not in the queue",
+                        ticket.id
+                    ));
+                }
+            }
+        }
+        if queued != self.queue.len() {
+            problems.push(format!(
+                "{} queue entries for {queued} queued tickets",
+                self.queue.len()
+            ));
+        }
+        problems
+    }
+}

@@ -59,7 +59,10 @@ mod tests {
         let mut index = CrewIndex::default();
         let lv_hv: SkillSet = [Skill::Lv, Skill::Hv].into_iter().collect();
         index.insert(7, lv_hv, [1.0, 1.0]);
-        assert_eq!(index.nearest(Skill::Hv, [0.0, 0.0]).next().map(|c| c.0), Some(7));
+        assert_eq!(
+            index.nearest(Skill::Hv, [0.0, 0.0]).next().map(|c| c.0),
+            Some(7)
+        );
         assert_eq!(index.nearest(Skill::Meter, [0.0, 0.0]).next(), None);
         index.remove(7, lv_hv, [1.0, 1.0]);
         assert_eq!(index.available(Skill::Lv), 0);

@@ -98,7 +98,8 @@ mod tests {
 
     #[test]
     fn within_finds_only_points_in_the_radius() {
-        let index = PointIndex::bulk_load(vec![(1u32, [0.0, 0.0]), (2, [0.2, 0.0]), (3, [0.5, 0.0])]);
+        let index =
+            PointIndex::bulk_load(vec![(1u32, [0.0, 0.0]), (2, [0.2, 0.0]), (3, [0.5, 0.0])]);
         let mut near: Vec<u32> = index.within([0.0, 0.0], 0.3).collect();
         near.sort();
         assert_eq!(near, vec![1, 2]);

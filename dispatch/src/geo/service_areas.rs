@@ -25,7 +25,9 @@ impl Located {
 
 /// The point is in no service area and farther than the fallback distance from all of them.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("the location is outside every service area (nearest {nearest_km:?} km, limit {limit_km} km)")]
+#[error(
+    "the location is outside every service area (nearest {nearest_km:?} km, limit {limit_km} km)"
+)]
 pub struct OutsideServiceAreas {
     /// Distance to the nearest area, when one is within the search window.
     pub nearest_km: Option<f64>,
@@ -115,12 +117,10 @@ impl ServiceAreaIndex {
             })
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         match nearest {
-            Some((distance_km, station)) if distance_km <= self.fallback_km => {
-                Ok(Located::Near {
-                    station,
-                    distance_km,
-                })
-            }
+            Some((distance_km, station)) if distance_km <= self.fallback_km => Ok(Located::Near {
+                station,
+                distance_km,
+            }),
             other => Err(OutsideServiceAreas {
                 nearest_km: other.map(|n| n.0),
                 limit_km: self.fallback_km,
@@ -149,20 +149,32 @@ mod tests {
     #[test]
     fn inside_each_area() {
         let index = two_squares();
-        assert_eq!(index.locate(at(23.05, 114.05)), Ok(Located::Inside { station: 0 }));
-        assert_eq!(index.locate(at(23.05, 114.15)), Ok(Located::Inside { station: 1 }));
+        assert_eq!(
+            index.locate(at(23.05, 114.05)),
+            Ok(Located::Inside { station: 0 })
+        );
+        assert_eq!(
+            index.locate(at(23.05, 114.15)),
+            Ok(Located::Inside { station: 1 })
+        );
     }
 
     #[test]
     fn a_point_on_a_shared_border_goes_to_the_lower_station() {
-        assert_eq!(two_squares().locate(at(23.05, 114.1)), Ok(Located::Inside { station: 0 }));
+        assert_eq!(
+            two_squares().locate(at(23.05, 114.1)),
+            Ok(Located::Inside { station: 0 })
+        );
     }
 
     #[test]
     fn near_an_area_within_the_limit_goes_to_it() {
         // About 2.2 km south of the east square.
         match two_squares().locate(at(22.98, 114.15)) {
-            Ok(Located::Near { station: 1, distance_km }) => {
+            Ok(Located::Near {
+                station: 1,
+                distance_km,
+            }) => {
                 assert!((distance_km - 2.22).abs() < 0.05, "{distance_km}")
             }
             other => panic!("{other:?}"),
@@ -174,7 +186,10 @@ mod tests {
         let err = two_squares().locate(at(22.5, 114.15)).unwrap_err();
         assert_eq!(err.nearest_km, None);
         let err = two_squares().locate(at(22.954, 114.15)).unwrap_err();
-        assert!(err.nearest_km.is_some_and(|d| d > 5.0 && d < 5.2), "{err:?}");
+        assert!(
+            err.nearest_km.is_some_and(|d| d > 5.0 && d < 5.2),
+            "{err:?}"
+        );
     }
 
     proptest! {

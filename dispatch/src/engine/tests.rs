@@ -1,0 +1,705 @@
+//! Property and example tests of the engine's written properties (see the module doc).
+
+use super::*;
+use crate::domain::{
+    Callback, Caller, FaultCategory, FaultClass, Ownership, Priority, Skill, WorkOrderReturn,
+};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+const ROWS: usize = 3;
+const COLS: usize = 3;
+const CELL_KM: f64 = 4.0;
+
+fn engine_with(crews: usize, seed: u64) -> Engine {
+    Engine::new(
+        EngineConfig::default(),
+        synthetic::grid(ROWS, COLS, CELL_KM, crews, seed),
+    )
+    .unwrap()
+}
+
+fn report(category: FaultCategory, location: LatLon) -> FaultReport {
+    FaultReport {
+        caller: Caller {
+            name: "Chen".into(),
+            phone: "13900000000".into(),
+        },
+        location,
+        address: "Somewhere".into(),
+        category,
+        priority: Priority::Normal,
+        important_customer: false,
+        description: String::new(),
+    }
+}
+
+fn minutes(m: i64) -> Timestamp {
+    Timestamp::from_millis(m * 60_000)
+}
+
+fn dispatched_crew(events: &[Event], ticket: &TicketId) -> Option<CrewId> {
+    events.iter().rev().find_map(|e| match &e.kind {
+        EventKind::Dispatched {
+            ticket: t, crew, ..
+        } if t == ticket => Some(crew.clone()),
+        _ => None,
+    })
+}
+
+/// The matching rule written out by brute force over every crew, as the reference.
+fn brute_force_choice(engine: &Engine, ticket: &Ticket) -> Option<CrewId> {
+    let config = engine.config();
+    let skill = ticket.report.category.required_skill();
+    let mut eligible: Vec<(f64, bool, &Crew)> = engine
+        .crews()
+        .filter(|c| c.is_available() && c.skills.contains(skill))
+        .filter(|c| !ticket.declined_by.contains(&c.id))
+        .map(|c| {
+            let eta = config.travel_minutes(
+                c.position.haversine_km(ticket.report.location),
+                ticket.area_class,
+            );
+            (eta, c.station == ticket.station, c)
+        })
+        .collect();
+    eligible.sort_by(|a, b| {
+        a.0.total_cmp(&b.0)
+            .then(b.1.cmp(&a.1))
+            .then(a.2.id.cmp(&b.2.id))
+    });
+    let best = eligible.first()?;
+    let own = eligible.iter().find(|(_, own, _)| *own);
+    match own {
+        Some(own) if own.0 <= best.0 + config.own_station_margin_minutes => Some(own.2.id.clone()),
+        _ => Some(best.2.id.clone()),
+    }
+}
+
+#[test]
+fn a_report_goes_to_the_nearest_skilled_crew_of_its_station() {
+    let mut engine = engine_with(27, 1);
+    let station = engine.stations()[4].clone();
+    let ticket = TicketId::new("T1");
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: ticket.clone(),
+                report: report(FaultCategory::NoPower, station.location),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names, ["reported", "dispatched"]);
+    let t = engine.ticket(&ticket).unwrap();
+    assert_eq!(t.station, station.id);
+    assert_eq!(t.state, TicketState::Dispatched);
+    assert_eq!(
+        t.deadlines.arrive_by,
+        Some(minutes(station_arrival(&engine, &station)))
+    );
+    assert_eq!(t.deadlines.acknowledge_by, Some(minutes(5)));
+    assert_eq!(
+        dispatched_crew(&events, &ticket),
+        brute_force_choice_before(&events)
+    );
+    assert!(engine.audit().is_empty());
+}
+
+fn station_arrival(engine: &Engine, station: &Station) -> i64 {
+    i64::from(engine.config().sla.arrive_minutes(station.area_class))
+}
+
+/// Rebuilds the engine state just before the `Dispatched` event by replay, then asks the
+/// reference which crew it should have been.
+fn brute_force_choice_before(events: &[Event]) -> Option<CrewId> {
+    let mut shadow = engine_with(27, 1);
+    for event in events {
+        if let EventKind::Dispatched { ticket, .. } = &event.kind {
+            let t = shadow.ticket(ticket)?.clone();
+            return brute_force_choice(&shadow, &t);
+        }
+        shadow.apply(event);
+    }
+    None
+}
+
+#[test]
+fn a_neighbours_crew_goes_only_when_it_is_more_than_the_margin_sooner() {
+    // Two crews: one of the ticket's own station far away, one of a neighbour close by.
+    let mut region = synthetic::grid(1, 2, 10.0, 2, 3);
+    let west = region.stations[0].clone();
+    let east = region.stations[1].clone();
+    // About 3.1 km east of the west station, inside its (remote) area.
+    let ticket_at = LatLon::new(west.location.lat(), west.location.lon() + 0.03).unwrap();
+    region.crews[0].station = west.id.clone();
+    region.crews[0].position = west.location; // 3.1 km × 1.3 ÷ 30 km/h: 8 minutes
+    region.crews[1].station = east.id.clone();
+    region.crews[1].position = ticket_at; // on the spot
+    for crew in &mut region.crews {
+        crew.skills = [Skill::Lv].into_iter().collect();
+    }
+    let mut engine = Engine::new(EngineConfig::default(), region.clone()).unwrap();
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("T"),
+                report: report(FaultCategory::NoPower, ticket_at),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    assert_eq!(engine.ticket(&TicketId::new("T")).unwrap().station, west.id);
+    // The neighbour is at most 10 min sooner: the own station's crew goes.
+    assert_eq!(
+        dispatched_crew(&events, &TicketId::new("T")),
+        Some(region.crews[0].id.clone())
+    );
+
+    let strict = EngineConfig {
+        own_station_margin_minutes: 2.0,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(strict, region.clone()).unwrap();
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("T"),
+                report: report(FaultCategory::NoPower, ticket_at),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    assert_eq!(
+        dispatched_crew(&events, &TicketId::new("T")),
+        Some(region.crews[1].id.clone())
+    );
+}
+
+#[test]
+fn with_no_crew_free_tickets_wait_and_are_served_by_priority() {
+    let mut region = synthetic::grid(1, 1, 5.0, 1, 7);
+    region.crews[0].skills = [Skill::Lv, Skill::Hv].into_iter().collect();
+    let here = region.stations[0].location;
+    let crew = region.crews[0].id.clone();
+    let mut engine = Engine::new(EngineConfig::default(), region).unwrap();
+    let mut now = 0;
+    let mut create = |engine: &mut Engine, id: &str, category, important| {
+        now += 1;
+        let mut r = report(category, here);
+        r.important_customer = important;
+        // Far enough apart never to merge.
+        let offset = now as f64 * 0.004;
+        r.location = LatLon::new(here.lat() + offset - 0.01, here.lon()).unwrap();
+        engine
+            .handle(
+                Command::Report {
+                    ticket: TicketId::new(id),
+                    report: r,
+                },
+                Actor::Agent,
+                minutes(now),
+            )
+            .unwrap()
+    };
+    create(&mut engine, "first", FaultCategory::NoPower, false);
+    create(&mut engine, "normal", FaultCategory::NoPower, false);
+    create(
+        &mut engine,
+        "important",
+        FaultCategory::VoltageQuality,
+        true,
+    );
+    create(&mut engine, "emergency", FaultCategory::LineDown, false);
+    let order: Vec<_> = engine.queued().map(|t| t.as_str().to_owned()).collect();
+    assert_eq!(order, ["emergency", "important", "normal"]);
+    // The crew finishes its first job: the emergency is next.
+    let as_crew = Actor::Crew(crew.clone());
+    for command in [
+        TicketCommand::Acknowledge,
+        TicketCommand::Depart,
+        TicketCommand::Arrive { location: None },
+        TicketCommand::Restore { cause: None },
+    ] {
+        engine
+            .handle(
+                Command::Ticket {
+                    ticket: TicketId::new("first"),
+                    command,
+                },
+                as_crew.clone(),
+                minutes(10),
+            )
+            .unwrap();
+    }
+    let events = engine
+        .handle(
+            Command::Ticket {
+                ticket: TicketId::new("first"),
+                command: TicketCommand::Return(WorkOrderReturn {
+                    fault_class: FaultClass::LowVoltage,
+                    cause: "fuse".into(),
+                    ownership: Ownership::Utility,
+                    resolution: None,
+                }),
+            },
+            as_crew,
+            minutes(20),
+        )
+        .unwrap();
+    assert_eq!(
+        dispatched_crew(&events, &TicketId::new("emergency")),
+        Some(crew)
+    );
+    assert_eq!(engine.queued().count(), 2);
+    assert!(engine.audit().is_empty());
+}
+
+#[test]
+fn a_repeat_report_near_an_open_incident_is_merged_and_sends_no_crew() {
+    let mut engine = engine_with(27, 2);
+    let here = engine.stations()[4].location;
+    let near = LatLon::new(here.lat() + 0.002, here.lon()).unwrap(); // ~220 m
+    let far = LatLon::new(here.lat() + 0.004, here.lon()).unwrap(); // ~445 m
+    engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("A"),
+                report: report(FaultCategory::AreaOutage, here),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("B"),
+                report: report(FaultCategory::NoPower, near),
+            },
+            Actor::Agent,
+            minutes(30),
+        )
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+        ["reported", "merged"]
+    );
+    let b = engine.ticket(&TicketId::new("B")).unwrap();
+    assert_eq!(b.state, TicketState::Merged);
+    assert_eq!(
+        b.incident,
+        engine.ticket(&TicketId::new("A")).unwrap().incident
+    );
+    assert_eq!(b.crew, None);
+    // Too far, or an incompatible category, or too late: a ticket of its own.
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("C"),
+                report: report(FaultCategory::NoPower, far),
+            },
+            Actor::Agent,
+            minutes(31),
+        )
+        .unwrap();
+    assert!(events.iter().all(|e| e.kind.name() != "merged"));
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("D"),
+                report: report(FaultCategory::Meter, near),
+            },
+            Actor::Agent,
+            minutes(32),
+        )
+        .unwrap();
+    assert!(events.iter().all(|e| e.kind.name() != "merged"));
+    let events = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("E"),
+                report: report(FaultCategory::NoPower, near),
+            },
+            Actor::Agent,
+            minutes(31 + 121),
+        )
+        .unwrap();
+    // A and C (which opened its own incident 445 m from A) were last reported at 30 and 31.
+    assert!(
+        events.iter().all(|e| e.kind.name() != "merged"),
+        "the window slides from the latest report"
+    );
+    assert_eq!(
+        engine.incident(&IncidentId::new("I-A")).map(|i| i.reports),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_location_outside_every_area_is_refused_and_changes_nothing() {
+    let mut engine = engine_with(9, 1);
+    let err = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("X"),
+                report: report(FaultCategory::NoPower, LatLon::new(30.0, 120.0).unwrap()),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap_err();
+    assert!(matches!(err, EngineError::OutsideServiceAreas(_)));
+    assert!(engine.ticket(&TicketId::new("X")).is_none());
+    assert!(engine.crews().all(Crew::is_available));
+}
+
+// ---- Random command sequences -------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Step {
+    Report {
+        category: usize,
+        priority: bool,
+        important: bool,
+    },
+    /// A step on the `n`-th ticket, by its crew (or, if `wrong_actor`, someone else).
+    Act {
+        n: usize,
+        command: usize,
+        wrong_actor: bool,
+    },
+    /// A report 0–400 m from the `n`-th ticket: often a repeat of its incident.
+    RepeatOf {
+        n: usize,
+        category: usize,
+        offset_m: u16,
+    },
+    /// The next legal step of the `n`-th ticket, so that lives run to the end.
+    Advance {
+        n: usize,
+    },
+    Timeout {
+        n: usize,
+    },
+    Duty {
+        crew: usize,
+        on: bool,
+    },
+    Move {
+        crew: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = (Step, u8)> {
+    let s = prop_oneof![
+        3 => (0..FaultCategory::ALL.len(), any::<bool>(), any::<bool>())
+            .prop_map(|(category, priority, important)| Step::Report { category, priority, important }),
+        2 => (0..64usize, 0..FaultCategory::ALL.len(), 0u16..400)
+            .prop_map(|(n, category, offset_m)| Step::RepeatOf { n, category, offset_m }),
+        6 => (0..64usize).prop_map(|n| Step::Advance { n }),
+        3 => (0..64usize, 0..9usize, prop::bool::weighted(0.1))
+            .prop_map(|(n, command, wrong_actor)| Step::Act { n, command, wrong_actor }),
+        1 => (0..64usize).prop_map(|n| Step::Timeout { n }),
+        1 => (0..32usize, prop::bool::weighted(0.7)).prop_map(|(crew, on)| Step::Duty { crew, on }),
+        1 => (0..32usize).prop_map(|crew| Step::Move { crew }),
+    ];
+    (s, 0u8..8)
+}
+
+fn ticket_command(i: usize) -> TicketCommand {
+    match i {
+        0 => TicketCommand::Acknowledge,
+        1 => TicketCommand::Reject {
+            reason: "too far".into(),
+        },
+        2 => TicketCommand::Depart,
+        3 => TicketCommand::Arrive { location: None },
+        4 => TicketCommand::Restore { cause: None },
+        5 => TicketCommand::Return(WorkOrderReturn {
+            fault_class: FaultClass::LowVoltage,
+            cause: "fuse".into(),
+            ownership: Ownership::Utility,
+            resolution: None,
+        }),
+        6 => TicketCommand::Close(Callback {
+            satisfied: true,
+            note: None,
+        }),
+        7 => TicketCommand::Cancel {
+            reason: "duplicate".into(),
+        },
+        _ => TicketCommand::Acknowledge,
+    }
+}
+
+struct Run {
+    engine: Engine,
+    rng: SmallRng,
+    ids: Vec<TicketId>,
+    now: i64,
+    log: Vec<Event>,
+}
+
+impl Run {
+    fn new(crews: usize, seed: u64) -> Self {
+        Self {
+            engine: engine_with(crews, seed),
+            rng: SmallRng::seed_from_u64(seed),
+            ids: Vec::new(),
+            now: 0,
+            log: Vec::new(),
+        }
+    }
+
+    fn command(&mut self, step: &Step) -> Option<(Command, Actor)> {
+        let crews: Vec<CrewId> = self.engine.crews().map(|c| c.id.clone()).collect();
+        Some(match step {
+            Step::Report {
+                category,
+                priority,
+                important,
+            } => {
+                let id = TicketId::new(format!("T{}", self.ids.len()));
+                self.ids.push(id.clone());
+                let mut r = report(
+                    FaultCategory::ALL[*category],
+                    synthetic::random_point(&mut self.rng, ROWS, COLS, CELL_KM),
+                );
+                r.priority = if *priority {
+                    Priority::Emergency
+                } else {
+                    Priority::Normal
+                };
+                r.important_customer = *important;
+                (
+                    Command::Report {
+                        ticket: id,
+                        report: r,
+                    },
+                    Actor::Agent,
+                )
+            }
+            Step::Act {
+                n,
+                command,
+                wrong_actor,
+            } => {
+                let id = self.ids.get(n % self.ids.len().max(1))?.clone();
+                let command = ticket_command(*command);
+                let ticket = self.engine.ticket(&id)?;
+                let desk = matches!(
+                    command,
+                    TicketCommand::Close(_) | TicketCommand::Cancel { .. }
+                );
+                let actor = match (&ticket.crew, desk, wrong_actor) {
+                    (_, true, false) => Actor::Agent,
+                    (Some(crew), false, false) => Actor::Crew(crew.clone()),
+                    _ => Actor::Crew(crews[n % crews.len()].clone()),
+                };
+                (
+                    Command::Ticket {
+                        ticket: id,
+                        command,
+                    },
+                    actor,
+                )
+            }
+            Step::RepeatOf {
+                n,
+                category,
+                offset_m,
+            } => {
+                let of = self.ids.get(n % self.ids.len().max(1))?;
+                let at = self.engine.ticket(of)?.report.location;
+                let location =
+                    LatLon::new(at.lat() + f64::from(*offset_m) / 111_000.0, at.lon()).ok()?;
+                let id = TicketId::new(format!("T{}", self.ids.len()));
+                self.ids.push(id.clone());
+                (
+                    Command::Report {
+                        ticket: id,
+                        report: report(FaultCategory::ALL[*category], location),
+                    },
+                    Actor::Agent,
+                )
+            }
+            Step::Advance { n } => {
+                let id = self.ids.get(n % self.ids.len().max(1))?.clone();
+                let ticket = self.engine.ticket(&id)?;
+                let next = match ticket.state {
+                    TicketState::Dispatched => 0,
+                    TicketState::Acknowledged => 2,
+                    TicketState::EnRoute => 3,
+                    TicketState::OnSite => 4,
+                    TicketState::Restored => 5,
+                    TicketState::Returned => 6,
+                    _ => return None,
+                };
+                let actor = match (&ticket.crew, next) {
+                    (_, 6) => Actor::Agent,
+                    (Some(crew), _) => Actor::Crew(crew.clone()),
+                    (None, _) => return None,
+                };
+                (
+                    Command::Ticket {
+                        ticket: id,
+                        command: ticket_command(next),
+                    },
+                    actor,
+                )
+            }
+            Step::Timeout { n } => {
+                let id = self.ids.get(n % self.ids.len().max(1))?.clone();
+                (
+                    Command::Ticket {
+                        ticket: id,
+                        command: TicketCommand::AcknowledgeTimeout,
+                    },
+                    Actor::System,
+                )
+            }
+            Step::Duty { crew, on } => {
+                let crew = crews[crew % crews.len()].clone();
+                (
+                    Command::CrewDuty {
+                        crew: crew.clone(),
+                        on_duty: *on,
+                    },
+                    Actor::Crew(crew),
+                )
+            }
+            Step::Move { crew } => {
+                let crew = crews[crew % crews.len()].clone();
+                let location = synthetic::random_point(&mut self.rng, ROWS, COLS, CELL_KM);
+                (
+                    Command::CrewPosition {
+                        crew: crew.clone(),
+                        location,
+                    },
+                    Actor::Crew(crew),
+                )
+            }
+        })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Properties 1–4 and 6–8 over random sequences of reports, crew actions, timeouts,
+    /// duty changes and moves.
+    #[test]
+    fn random_operations_keep_every_property(
+        steps in prop::collection::vec(step(), 1..80),
+        crews in 3usize..14,
+        seed in 0u64..1000,
+    ) {
+        let mut run = Run::new(crews, seed);
+        // Replays the log up to each decision, to check each choice against the reference.
+        let mut shadow = engine_with(crews, seed);
+        for (step, minutes_passed) in steps {
+            run.now += i64::from(minutes_passed);
+            let Some((command, actor)) = run.command(&step) else { continue };
+            let before_queue: Vec<TicketId> = run.engine.queued().cloned().collect();
+            match run.engine.handle(command, actor, minutes(run.now)) {
+                Ok(events) => {
+                    for (i, event) in events.iter().enumerate() {
+                        match &event.kind {
+                            EventKind::Dispatched { ticket, crew, .. } => {
+                                let t = shadow.ticket(ticket).unwrap().clone();
+                                let c = shadow.crew(crew).unwrap();
+                                // 1, 2: an available crew with the right skill.
+                                prop_assert!(c.is_available(), "{crew} was {:?}", c.status);
+                                prop_assert!(c.skills.contains(t.report.category.required_skill()));
+                                prop_assert!(!t.declined_by.contains(crew));
+                                // 3, 4: the reference's choice.
+                                prop_assert_eq!(Some(crew.clone()), brute_force_choice(&shadow, &t));
+                            }
+                            EventKind::Declined { ticket, crew, .. } => {
+                                // 6: the next event re-dispatches the ticket to another crew
+                                // or puts it back in the queue.
+                                match events.get(i + 1).map(|e| &e.kind) {
+                                    Some(EventKind::Dispatched { ticket: t, crew: c, .. }) => {
+                                        prop_assert_eq!(t, ticket);
+                                        prop_assert_ne!(c, crew);
+                                    }
+                                    Some(EventKind::Queued { ticket: t }) => prop_assert_eq!(t, ticket),
+                                    other => prop_assert!(false, "after a decline: {other:?}"),
+                                }
+                            }
+                            _ => {}
+                        }
+                        shadow.apply(event);
+                    }
+                    for event in &events {
+                        if let EventKind::Declined { crew, reason, .. } = &event.kind {
+                            let status = &run.engine.crew(crew).unwrap().status;
+                            match reason {
+                                DeclineReason::AcknowledgeTimeout => {
+                                    prop_assert!(matches!(status, CrewStatus::Unresponsive | CrewStatus::Available | CrewStatus::Assigned(_)));
+                                }
+                                DeclineReason::Rejected { .. } => {
+                                    prop_assert!(matches!(status, CrewStatus::Available | CrewStatus::Assigned(_)));
+                                }
+                            }
+                        }
+                    }
+                    run.log.extend(events);
+                }
+                Err(_) => {
+                    // An error changes nothing.
+                    let after: Vec<TicketId> = run.engine.queued().cloned().collect();
+                    prop_assert_eq!(before_queue, after);
+                }
+            }
+            // 1, 6: the invariants tying tickets, crews, pool and queue hold after every step.
+            let problems = run.engine.audit();
+            prop_assert!(problems.is_empty(), "{problems:#?}");
+            // 7: the queue is work-conserving: no waiting ticket has a crew that could take it.
+            for waiting in run.engine.queued() {
+                let t = run.engine.ticket(waiting).unwrap();
+                prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits with a crew free", waiting);
+            }
+        }
+        // 8: replaying the log rebuilds the same state.
+        for id in &run.ids {
+            prop_assert_eq!(run.engine.ticket(id), shadow.ticket(id));
+        }
+        let crews_now: Vec<&Crew> = run.engine.crews().collect();
+        let crews_replayed: Vec<&Crew> = shadow.crews().collect();
+        prop_assert_eq!(crews_now, crews_replayed);
+        prop_assert_eq!(run.engine.queued().collect::<Vec<_>>(), shadow.queued().collect::<Vec<_>>());
+    }
+
+    /// 5: the same commands on engines whose crews were loaded in another order give the
+    /// same events.
+    #[test]
+    fn dispatch_does_not_depend_on_index_order(
+        reports in prop::collection::vec((0..FaultCategory::ALL.len(), 0u64..u64::MAX), 1..40),
+        crews in 1usize..30,
+        seed in 0u64..1000,
+    ) {
+        let region = synthetic::grid(ROWS, COLS, CELL_KM, crews, seed);
+        let mut reversed = region.clone();
+        reversed.crews.reverse();
+        let mut a = Engine::new(EngineConfig::default(), region).unwrap();
+        let mut b = Engine::new(EngineConfig::default(), reversed).unwrap();
+        let mut rng = SmallRng::seed_from_u64(seed);
+        for (i, (category, _)) in reports.into_iter().enumerate() {
+            let location = synthetic::random_point(&mut rng, ROWS, COLS, CELL_KM);
+            let command = Command::Report {
+                ticket: TicketId::new(format!("T{i}")),
+                report: report(FaultCategory::ALL[category], location),
+            };
+            let ea = a.handle(command.clone(), Actor::Agent, minutes(i as i64));
+            let eb = b.handle(command, Actor::Agent, minutes(i as i64));
+            prop_assert_eq!(ea, eb);
+        }
+    }
+}
