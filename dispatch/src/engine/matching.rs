@@ -1,8 +1,15 @@
 //! Choosing the crew for a ticket: the rule, as a function of the pool and the ticket only.
+//!
+//! The rule: among available crews with the required skill that have not declined this job,
+//! take the shortest estimated travel (ties: own station, then lower crew id); but send the
+//! best crew of the ticket's own station instead unless that one arrives more than the
+//! configured margin later. Two small searches find both: the nearest few crews of the skill
+//! tree, and the own station's short list.
 
 use super::config::EngineConfig;
 use crate::domain::{Crew, LatLon, Ticket};
 use crate::geo::CrewIndex;
+use std::cmp::Ordering;
 
 /// The chosen crew (its dense index) and its estimated travel.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,7 +18,6 @@ pub struct Choice {
     pub eta_minutes: f64,
 }
 
-/// One crew considered for a ticket.
 #[derive(Debug, Clone, Copy)]
 struct Candidate<'a> {
     crew: u32,
@@ -20,59 +26,82 @@ struct Candidate<'a> {
     record: &'a Crew,
 }
 
-/// Picks the crew for `ticket` among the available crews of `pool`:
-/// the shortest estimated travel among crews with the required skill that have not declined
-/// this job, except that the best crew of the ticket's own station is preferred unless the
-/// other arrives more than the configured margin sooner. Ties go to the own station, then
-/// the lower crew id, so the choice never depends on tree order.
+impl Candidate<'_> {
+    fn better_than(&self, other: &Candidate) -> bool {
+        self.eta_minutes
+            .total_cmp(&other.eta_minutes)
+            .then(other.own_station.cmp(&self.own_station))
+            .then(self.record.id.cmp(&other.record.id))
+            == Ordering::Less
+    }
+}
+
+/// Picks the crew for `ticket`, whose station has dense index `station` (`None` when the
+/// station has no crews list). `crews` resolves dense crew indexes, `project` maps a point
+/// into the pool's kilometre plane.
 pub fn choose_crew<'a>(
     config: &EngineConfig,
     pool: &CrewIndex,
     crews: impl Fn(u32) -> Option<&'a Crew>,
     project: impl Fn(LatLon) -> [f64; 2],
     ticket: &Ticket,
+    station: Option<u32>,
 ) -> Option<Choice> {
     let skill = ticket.report.category.required_skill();
     let class = ticket.area_class;
-    let at = project(ticket.report.location);
-    let eligible =
-        |crew: u32| crews(crew).filter(|record| !ticket.declined_by.contains(&record.id));
-    let mut nearest = pool.nearest(skill, at);
-    // The first eligible crew in projected distance bounds the search: a crew farther than it
-    // plus the own-station margin can win neither rule. The projection is within 1 % of the
-    // great-circle distance over a region (see `LocalProjection`), hence the 3 % slack.
-    let (first, first_km) = nearest.find(|(crew, _)| eligible(*crew).is_some())?;
-    let margin_km = config.reach_km(config.own_station_margin_minutes, class);
-    let bound_km = (first_km + margin_km) * 1.03 + 1e-6;
-    let candidates = std::iter::once((first, first_km))
-        .chain(nearest.take_while(|(_, km)| *km <= bound_km))
-        .filter_map(|(crew, _)| {
-            let record = eligible(crew)?;
-            Some(Candidate {
-                crew,
-                eta_minutes: config
-                    .travel_minutes(record.position.haversine_km(ticket.report.location), class),
-                own_station: record.station == ticket.station,
-                record,
-            })
-        });
-    let better = |a: &Candidate, b: &Candidate| {
-        a.eta_minutes
-            .total_cmp(&b.eta_minutes)
-            .then(b.own_station.cmp(&a.own_station))
-            .then(a.record.id.cmp(&b.record.id))
+    let candidate = |crew: u32| {
+        let record = crews(crew).filter(|r| !ticket.declined_by.contains(&r.id))?;
+        Some(Candidate {
+            crew,
+            eta_minutes: config
+                .travel_minutes(record.position.haversine_km(ticket.report.location), class),
+            own_station: record.station == ticket.station,
+            record,
+        })
     };
-    let mut best: Option<Candidate> = None;
-    let mut best_own: Option<Candidate> = None;
-    for candidate in candidates {
-        if best.is_none_or(|b| better(&candidate, &b).is_lt()) {
-            best = Some(candidate);
+
+    // The nearest eligible crew in the projected plane, and every crew that could still beat
+    // it on the exact great-circle estimate: the projection is within 1 % of great-circle
+    // distances over a region (see `LocalProjection`), so 3 % of slack covers it and f32.
+    let slack = |km: f64| km * 1.03 + 1e-3;
+    let at = project(ticket.report.location);
+    // Usually the nearest crew is eligible and one cheap query plus a small window does;
+    // when it has declined this job, walk outwards lazily.
+    let best = match pool.nearest_one(skill, at) {
+        Some((crew, km)) if candidate(crew).is_some() => pool
+            .within(skill, at, slack(km))
+            .filter_map(candidate)
+            .reduce(|a, b| if b.better_than(&a) { b } else { a })?,
+        Some(_) => {
+            let mut nearest = pool
+                .nearest(skill, at)
+                .filter_map(|(crew, km)| candidate(crew).map(|c| (c, km)));
+            let (first, first_km) = nearest.next()?;
+            nearest
+                .take_while(|(_, km)| *km <= slack(first_km))
+                .map(|(c, _)| c)
+                .fold(first, |a, b| if b.better_than(&a) { b } else { a })
         }
-        if candidate.own_station && best_own.is_none_or(|b| better(&candidate, &b).is_lt()) {
-            best_own = Some(candidate);
+        None => return None,
+    };
+    // The own station's best, by the same bound: exact estimates only for the few crews near
+    // its nearest, which keeps a station with many crews cheap.
+    let mut best_own: Option<Candidate> = None;
+    if let Some(station) = station {
+        let eligible = |(crew, km): (u32, f64)| {
+            let declined = crews(crew).is_some_and(|r| ticket.declined_by.contains(&r.id));
+            (!declined).then_some((crew, km))
+        };
+        let own = || pool.of_station(station, skill, at).filter_map(eligible);
+        let nearest_own_km = own().map(|(_, km)| km).fold(f64::INFINITY, f64::min);
+        for (crew, _) in own().filter(|(_, km)| *km <= slack(nearest_own_km)) {
+            if let Some(c) = candidate(crew).filter(|c| c.own_station)
+                && best_own.is_none_or(|b| c.better_than(&b))
+            {
+                best_own = Some(c);
+            }
         }
     }
-    let best = best?;
     let chosen = match best_own {
         Some(own) if own.eta_minutes <= best.eta_minutes + config.own_station_margin_minutes => own,
         _ => best,

@@ -22,7 +22,7 @@
 
 mod config;
 mod incidents;
-mod matching;
+pub mod matching;
 mod queue;
 pub mod synthetic;
 #[cfg(test)]
@@ -87,6 +87,8 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 struct CrewSlot {
     crew: Crew,
+    /// Dense index of the crew's station.
+    station: Option<u32>,
     /// Where the crew sits in the pool, when it is in it.
     indexed_at: Option<[f64; 2]>,
 }
@@ -114,14 +116,8 @@ impl Engine {
             areas,
             crews,
         } = region;
-        let (min_lat, max_lat) = stations
-            .iter()
-            .map(|s| s.location.lat())
-            .fold((f64::MAX, f64::MIN), |(lo, hi), lat| {
-                (lo.min(lat), hi.max(lat))
-            });
-        let projection = LocalProjection::new((min_lat + max_lat) / 2.0);
-        let station_by_id = stations
+        let projection = middle(&stations);
+        let station_by_id: HashMap<StationId, usize> = stations
             .iter()
             .enumerate()
             .map(|(i, s)| (s.id.clone(), i))
@@ -143,8 +139,10 @@ impl Engine {
         for crew in crews {
             let dense = engine.crews.len() as u32;
             engine.crew_by_id.insert(crew.id.clone(), dense);
+            let station = engine.station_by_id.get(&crew.station).map(|&s| s as u32);
             engine.crews.push(CrewSlot {
                 crew,
+                station,
                 indexed_at: None,
             });
             engine.sync_pool(dense);
@@ -193,6 +191,18 @@ impl Engine {
     /// Waiting tickets in the order they will be served.
     pub fn queued(&self) -> impl Iterator<Item = &TicketId> {
         self.queue.iter()
+    }
+
+    /// Drops a finished ticket (closed, cancelled or merged) from memory: the store keeps its
+    /// history, the engine only the work in hand. False when the ticket is still open.
+    pub fn forget(&mut self, ticket: &TicketId) -> bool {
+        match self.tickets.get(ticket) {
+            Some(t) if t.state.is_final() => {
+                self.tickets.remove(ticket);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Decides a command and applies its events. On error nothing has changed.
@@ -378,6 +388,7 @@ impl Engine {
             |slot| self.crews.get(slot as usize).map(|s| &s.crew),
             |p| self.projection.to_km(p),
             ticket,
+            self.station_by_id.get(&ticket.station).map(|&s| s as u32),
         )
     }
 
@@ -547,7 +558,11 @@ impl Engine {
     /// Puts the crew in the pool at its position when it is available, takes it out when not:
     /// the one place where the pool and the crew's status are kept in step.
     fn sync_pool(&mut self, slot: u32) {
-        let CrewSlot { crew, indexed_at } = &mut self.crews[slot as usize];
+        let CrewSlot {
+            crew,
+            station,
+            indexed_at,
+        } = &mut self.crews[slot as usize];
         let wanted = crew
             .is_available()
             .then(|| self.projection.to_km(crew.position));
@@ -555,10 +570,10 @@ impl Engine {
             return;
         }
         if let Some(old) = indexed_at.take() {
-            self.pool.remove(slot, crew.skills, old);
+            self.pool.remove(slot, *station, crew.skills, old);
         }
         if let Some(new) = wanted {
-            self.pool.insert(slot, crew.skills, new);
+            self.pool.insert(slot, *station, crew.skills, new);
             *indexed_at = Some(new);
         }
     }
@@ -567,12 +582,23 @@ impl Engine {
     /// returns every violation found (empty when all hold). For tests and start-up checks.
     pub fn audit(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        for (slot, CrewSlot { crew, indexed_at }) in self.crews.iter().enumerate() {
+        for (
+            slot,
+            CrewSlot {
+                crew,
+                indexed_at,
+                station,
+            },
+        ) in self.crews.iter().enumerate()
+        {
             if crew.is_available() != indexed_at.is_some() {
                 problems.push(format!(
                     "crew {}: pool membership disagrees with {:?}",
                     crew.id, crew.status
                 ));
+            }
+            if crew.is_available() && !self.pool.holds(slot as u32, *station, crew.skills) {
+                problems.push(format!("crew {} is available but not in the pool", crew.id));
             }
             if let Some(job) = crew.job() {
                 match self.tickets.get(job) {
@@ -616,4 +642,17 @@ impl Engine {
         }
         problems
     }
+}
+
+/// A projection centred on the middle of the stations' extent.
+fn middle(stations: &[Station]) -> LocalProjection {
+    let (mut lat, mut lon) = ((f64::MAX, f64::MIN), (f64::MAX, f64::MIN));
+    for s in stations {
+        lat = (lat.0.min(s.location.lat()), lat.1.max(s.location.lat()));
+        lon = (lon.0.min(s.location.lon()), lon.1.max(s.location.lon()));
+    }
+    if stations.is_empty() {
+        return LocalProjection::new(0.0, 0.0);
+    }
+    LocalProjection::new((lat.0 + lat.1) / 2.0, (lon.0 + lon.1) / 2.0)
 }

@@ -21,7 +21,7 @@ const ORIGIN: (f64, f64) = (22.5, 113.8);
 /// a quarter `meter`. Same arguments, same region.
 pub fn grid(rows: usize, cols: usize, cell_km: f64, crews: usize, seed: u64) -> Region {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let [dlon, dlat] = LocalProjection::new(ORIGIN.0).degrees(cell_km);
+    let [dlon, dlat] = LocalProjection::new(ORIGIN.0, ORIGIN.1).degrees(cell_km);
     let mut stations = Vec::with_capacity(rows * cols);
     let mut areas = Vec::with_capacity(rows * cols);
     let ring = |i: usize, n: usize| i.min(n - 1 - i) as f64 / (n as f64 / 2.0).max(1.0);
@@ -38,7 +38,7 @@ pub fn grid(rows: usize, cols: usize, cell_km: f64, crews: usize, seed: u64) -> 
                 AreaClass::Rural
             };
             let location = LatLon::new((south + north) / 2.0, (west + east) / 2.0)
-                .unwrap_or_else(|_| unreachable_location());
+                .unwrap_or_else(|_| origin());
             stations.push(Station {
                 id: StationId::new(format!("S{r:03}-{c:03}")),
                 name: format!("Station {r}-{c}"),
@@ -86,15 +86,14 @@ pub fn grid(rows: usize, cols: usize, cell_km: f64, crews: usize, seed: u64) -> 
     }
 }
 
-/// The grid's coordinates are near the origin by construction; this is never reached.
-fn unreachable_location() -> LatLon {
-    LatLon::new(ORIGIN.0, ORIGIN.1).unwrap_or_else(|_| unreachable!("origin is a valid point"))
+fn origin() -> LatLon {
+    LatLon::new(ORIGIN.0, ORIGIN.1).unwrap_or_else(|_| unreachable!("the origin is a valid point"))
 }
 
 /// A random point inside the grid's extent.
 pub fn random_point(rng: &mut impl rand::Rng, rows: usize, cols: usize, cell_km: f64) -> LatLon {
-    let [dlon, dlat] = LocalProjection::new(ORIGIN.0).degrees(cell_km);
+    let [dlon, dlat] = LocalProjection::new(ORIGIN.0, ORIGIN.1).degrees(cell_km);
     let lat = ORIGIN.0 + rng.random::<f64>() * dlat * rows as f64;
     let lon = ORIGIN.1 + rng.random::<f64>() * dlon * cols as f64;
-    LatLon::new(lat, lon).unwrap_or_else(|_| unreachable_location())
+    LatLon::new(lat, lon).unwrap_or_else(|_| origin())
 }

@@ -6,6 +6,7 @@ use crate::domain::LatLon;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LocalProjection {
+    origin: (f64, f64),
     km_per_degree_lon: f64,
     km_per_degree_lat: f64,
 }
@@ -14,9 +15,11 @@ impl LocalProjection {
     /// Kilometres per degree of latitude on the mean sphere.
     const KM_PER_DEGREE: f64 = 6_371.008_8 * std::f64::consts::PI / 180.0;
 
-    /// A projection true at `reference_lat` (use the region's middle latitude).
-    pub fn new(reference_lat: f64) -> Self {
+    /// A projection true at `reference_lat`, with `reference` at (0, 0): use the region's
+    /// middle, so that coordinates stay small and keep their precision as `f32`.
+    pub fn new(reference_lat: f64, reference_lon: f64) -> Self {
         Self {
+            origin: (reference_lat, reference_lon),
             km_per_degree_lon: Self::KM_PER_DEGREE * reference_lat.to_radians().cos(),
             km_per_degree_lat: Self::KM_PER_DEGREE,
         }
@@ -24,8 +27,8 @@ impl LocalProjection {
 
     pub fn to_km(&self, point: LatLon) -> [f64; 2] {
         [
-            point.lon() * self.km_per_degree_lon,
-            point.lat() * self.km_per_degree_lat,
+            (point.lon() - self.origin.1) * self.km_per_degree_lon,
+            (point.lat() - self.origin.0) * self.km_per_degree_lat,
         ]
     }
 
@@ -48,7 +51,7 @@ mod tests {
             lat1 in 22.0f64..24.0, lon1 in 113.5f64..115.5,
             dlat in -0.5f64..0.5, dlon in -0.5f64..0.5,
         ) {
-            let projection = LocalProjection::new(23.0);
+            let projection = LocalProjection::new(23.0, 114.5);
             let a = LatLon::new(lat1, lon1).unwrap();
             let b = LatLon::new(lat1 + dlat, lon1 + dlon).unwrap();
             let [ax, ay] = projection.to_km(a);
