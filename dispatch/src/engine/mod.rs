@@ -41,7 +41,7 @@ use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaInd
 use crate::region::Region;
 use incidents::IncidentBook;
 use queue::DispatchQueue;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What can be asked of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,7 +103,8 @@ pub struct Engine {
     crews: Vec<CrewSlot>,
     crew_by_id: HashMap<CrewId, u32>,
     pool: CrewIndex,
-    tickets: HashMap<TicketId, Ticket>,
+    /// Ordered by id, so listings can page with a cursor.
+    tickets: BTreeMap<TicketId, Ticket>,
     incidents: IncidentBook,
     queue: DispatchQueue,
 }
@@ -132,7 +133,7 @@ impl Engine {
             crews: Vec::with_capacity(crews.len()),
             crew_by_id: HashMap::with_capacity(crews.len()),
             pool: CrewIndex::default(),
-            tickets: HashMap::new(),
+            tickets: BTreeMap::new(),
             incidents: IncidentBook::default(),
             queue: DispatchQueue::default(),
         };
@@ -176,8 +177,21 @@ impl Engine {
         self.tickets.get(id)
     }
 
+    /// Tickets in id order.
     pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
         self.tickets.values()
+    }
+
+    /// Tickets with an id after `cursor`, in id order: a page of a listing.
+    pub fn tickets_after(&self, cursor: Option<&TicketId>) -> impl Iterator<Item = &Ticket> {
+        use std::ops::Bound;
+        let start = match cursor {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        self.tickets
+            .range::<TicketId, _>((start, Bound::Unbounded))
+            .map(|(_, t)| t)
     }
 
     pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
