@@ -1,6 +1,121 @@
-//! Load generator for the dispatch service. The HTTP service does not exist yet (see the
-//! issue "The service"), so this binary only says so; it exists to hold the workspace's shape.
+//! The load harness: drives a `dispatch serve` it starts itself (on loopback, with a fresh
+//! data directory and known tokens) with N concurrent clients, and measures the same
+//! clients against a minimal axum handler it also starts — the HTTP floor of this machine —
+//! so every figure comes with its ratio to a baseline run beside it.
+//!
+//! `cargo run --release -p load-tests -- --help`
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("the load harness arrives with the HTTP service; nothing to drive yet")
+mod clients;
+mod floor;
+mod service;
+
+use anyhow::Context;
+use clap::Parser;
+use clients::{Outcome, Scenario};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark the dispatch service against the HTTP floor of this machine")]
+struct Args {
+    /// The `dispatch` binary to start (build it with `cargo build --release -p dispatch`).
+    #[arg(long, default_value = "target/release/dispatch")]
+    dispatch_bin: PathBuf,
+    /// The region directory the service loads; report points are drawn from it.
+    #[arg(long, default_value = "geo-data/regions/huizhou")]
+    region: PathBuf,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// How long each measurement runs.
+    #[arg(long, default_value = "10", value_parser = seconds)]
+    seconds: Duration,
+    /// Upper bound on requests per measurement, whatever the duration.
+    #[arg(long, default_value_t = 200_000)]
+    max_requests: u64,
+    /// Which measurements to run.
+    #[arg(long, value_delimiter = ',', default_value = "create,ping")]
+    scenarios: Vec<Scenario>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: u64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(1..=600).contains(&secs) {
+        return Err("between 1 and 600 seconds".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let points = clients::report_points(&args.region, args.seed)
+        .with_context(|| format!("reading region {}", args.region.display()))?;
+    let crews = geo_data::region::load_crews(&args.region)?;
+
+    let floor = floor::start().await?;
+    let service = service::start(&args.dispatch_bin, &args.region).await?;
+    let crew_tokens = service.mint_crew_tokens(&crews).await?;
+
+    println!(
+        "{} clients, {} s per measurement, at most {} requests; {} report points, {} crews",
+        args.clients,
+        args.seconds.as_secs(),
+        args.max_requests,
+        points.len(),
+        crews.len()
+    );
+    println!(
+        "| measurement | requests | errors | req/s | p50 ms | p99 ms | p99.9 ms | floor req/s | ratio |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let limits = clients::Limits {
+        clients: args.clients,
+        duration: args.seconds,
+        max_requests: args.max_requests,
+    };
+    for scenario in &args.scenarios {
+        // The floor first, then the service, each with the same clients and limits.
+        let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
+        let measured = match scenario {
+            Scenario::Create => {
+                clients::run_create(
+                    &service.url,
+                    &service.agent_token,
+                    &crew_tokens,
+                    &limits,
+                    &points,
+                    args.seed,
+                )
+                .await?
+            }
+            Scenario::Ping => {
+                clients::run_ping(&service.url, &crew_tokens, &limits, &points, args.seed).await?
+            }
+        };
+        print_row(scenario.name(), &measured, &baseline);
+        if let Some(acks) = &measured.secondary {
+            print_row("  of which crew acks", acks, &baseline);
+        }
+    }
+    service.stop().await?;
+    Ok(())
+}
+
+fn print_row(name: &str, measured: &Outcome, floor: &Outcome) {
+    let h = &measured.latency_us;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} % |",
+        measured.requests,
+        measured.errors,
+        measured.throughput(),
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        floor.throughput(),
+        100.0 * measured.throughput() / floor.throughput().max(f64::MIN_POSITIVE)
+    );
 }
