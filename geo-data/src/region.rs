@@ -7,19 +7,19 @@ use std::path::{Path, PathBuf};
 /// Why a region directory could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RegionError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not valid GeoJSON: {source}")]
+    #[error("{path} is not valid GeoJSON")]
     GeoJson {
         path: PathBuf,
         #[source]
         source: Box<geojson::Error>,
     },
-    #[error("{path} is not valid JSON of the expected shape: {source}")]
+    #[error("{path} is not valid JSON of the expected shape")]
     Json {
         path: PathBuf,
         #[source]
