@@ -20,13 +20,13 @@ pub struct Region {
 pub enum RegionError {
     #[error(transparent)]
     Files(#[from] geo_data::region::RegionError),
-    #[error("station {station}: {source}")]
+    #[error("station {station} has an invalid location")]
     StationLocation {
         station: String,
         #[source]
         source: LocationError,
     },
-    #[error("crew {crew}: {source}")]
+    #[error("crew {crew} has an invalid location")]
     CrewLocation {
         crew: String,
         #[source]
