@@ -13,7 +13,7 @@ fn huizhou() -> &'static (Region, ServiceAreaIndex) {
     static REGION: OnceLock<(Region, ServiceAreaIndex)> = OnceLock::new();
     REGION.get_or_init(|| {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../geo-data/regions/huizhou");
-        let region = Region::load(&dir).unwrap();
+        let region = Region::load(&dir).expect("the bundled Huizhou region loads");
         let index = ServiceAreaIndex::new(&region.areas, 5.0);
         (region, index)
     })
