@@ -14,6 +14,12 @@
 //!   in a crash; they are never reordered before an earlier batch.
 //! - An error says whether the batch may have been written: see [`StoreError`].
 
+#[doc(hidden)]
+pub mod conformance;
+pub mod embedded;
+
+pub use embedded::EmbeddedStore;
+
 use crate::domain::{CrewId, Event, TicketId};
 use futures_util::future::BoxFuture;
 
