@@ -2,10 +2,185 @@
 //! every step of the ticket's life against its deadlines.
 //!
 //! `domain` is the pure core, `geo` the spatial indexes, `engine` the decisions that combine
-//! them. See ARCHITECTURE.md for the map.
+//! them, `store` where events are kept, `service` the dispatcher that ties engine and store
+//! together, and `api` the HTTP surface. [`run`] starts it all; `main.rs` and the tests both
+//! call it. See ARCHITECTURE.md for the map.
 
+pub mod api;
+pub mod config;
+pub mod datum;
 pub mod domain;
 pub mod engine;
 pub mod geo;
+pub mod metrics;
 pub mod region;
+pub mod service;
 pub mod store;
+
+use config::{Config, ConfigError, DevTokens, ServerConfig, StoreKind};
+use domain::CrewId;
+use engine::Engine;
+use region::{Region, RegionError};
+use service::{Clock, Dispatcher, DispatcherOptions, SystemClock, TokenBook};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{EmbeddedStore, Store, StoreError};
+use tokio::net::TcpListener;
+
+/// How often the metrics recorder drops idle series and refreshes histogram windows.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Why the service could not start, or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot load the region in {path}: {source}")]
+    Region {
+        path: PathBuf,
+        #[source]
+        source: RegionError,
+    },
+    #[error("invalid engine configuration: {0}")]
+    Engine(#[from] engine::ConfigError),
+    #[error("a configured token names crew {0}, which the region does not have")]
+    UnknownTokenCrew(String),
+    #[error("cannot open the store in {path}: {source}")]
+    StoreOpen {
+        path: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot recover from the store: {0}")]
+    Recovery(#[source] StoreError),
+    #[error("serving HTTP failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the store did not close cleanly: {0}")]
+    Close(#[source] StoreError),
+}
+
+/// Serves the API on `listener` until `shutdown` resolves: then stops accepting, lets
+/// in-flight requests finish (for at most `server.shutdown_grace_seconds`), and closes the
+/// store. Recovery from the store happens before the first request is accepted.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    config.validate()?;
+    let store: Arc<dyn Store> = match config.store.kind {
+        StoreKind::Embedded => {
+            let path = config.store.path.clone();
+            let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
+                .await
+                .map_err(|e| ServeError::StoreOpen {
+                    path: config.store.path.clone(),
+                    source: StoreError::Unavailable(e.to_string()),
+                })?;
+            Arc::new(opened.map_err(|source| ServeError::StoreOpen {
+                path: config.store.path.clone(),
+                source,
+            })?)
+        }
+        StoreKind::Redis => return Err(ConfigError::RedisNotBuilt.into()),
+    };
+    let dispatcher = Arc::new(recover(&config, store, Arc::new(SystemClock)).await?);
+    serve(dispatcher, &config.server, listener, shutdown).await
+}
+
+/// Loads the region, builds the engine and the tokens, and replays `store` into them: the
+/// start-up of [`run`], for callers (tests) that bring their own store and clock.
+pub async fn recover(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Dispatcher, ServeError> {
+    config.validate()?;
+    let region_dir = config.region_dir()?;
+    let region = Region::load(&region_dir).map_err(|source| ServeError::Region {
+        path: region_dir.clone(),
+        source,
+    })?;
+    let engine = Engine::new(config.engine_config(), region)?;
+    tracing::info!(region = %region_dir.display(), "region loaded");
+
+    let tokens = if config.tokens.is_empty() {
+        let (path, dev) = DevTokens::load_or_create(&config.store.path)?;
+        tracing::warn!(
+            path = %path.display(),
+            "no [[tokens]] configured: using the development tokens in this file"
+        );
+        dev.token_configs()
+    } else {
+        config.tokens.clone()
+    };
+    for token in &tokens {
+        if let Some(crew) = &token.crew_id
+            && engine.crew(&CrewId::new(crew.as_str())).is_none()
+        {
+            return Err(ServeError::UnknownTokenCrew(crew.clone()));
+        }
+    }
+    Dispatcher::recover(
+        engine,
+        store,
+        TokenBook::new(&tokens),
+        clock,
+        DispatcherOptions {
+            write_timeout: config.store.write_timeout(),
+        },
+    )
+    .await
+    .map_err(ServeError::Recovery)
+}
+
+/// Serves a recovered dispatcher until `shutdown` resolves, then closes its store: the
+/// second half of [`run`].
+pub async fn serve(
+    dispatcher: Arc<Dispatcher>,
+    server: &ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let metrics = metrics::install();
+    let app = api::app(dispatcher.clone(), metrics.clone(), server);
+    let deadlines = tokio::spawn(dispatcher.clone().drive_deadlines());
+    let upkeep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
+        }
+    });
+
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new connections, finishing requests under way");
+        let _ = signalled.send(());
+    });
+    let grace = Duration::from_secs(server.shutdown_grace_seconds);
+    let served = tokio::select! {
+        served = serve.into_future() => served,
+        () = async move {
+            match on_signal.await {
+                Ok(()) => tokio::time::sleep(grace).await,
+                // The server ended without a signal: let its own result decide.
+                Err(_) => std::future::pending().await,
+            }
+        } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still under way after the grace period: closing anyway");
+            Ok(())
+        }
+    };
+    deadlines.abort();
+    upkeep.abort();
+    let closed = dispatcher.close().await;
+    served?;
+    closed.map_err(ServeError::Close)?;
+    tracing::info!("stopped");
+    Ok(())
+}

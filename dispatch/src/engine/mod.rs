@@ -228,7 +228,9 @@ impl Engine {
     ) -> Result<Vec<Event>, EngineError> {
         let mut events = Vec::new();
         match command {
-            Command::Report { ticket, report } => self.report(ticket, report, now, &mut events)?,
+            Command::Report { ticket, report } => {
+                self.report(ticket, report, actor, now, &mut events)?
+            }
             Command::Ticket { ticket, command } => {
                 let current = self
                     .tickets
@@ -283,6 +285,7 @@ impl Engine {
         &mut self,
         ticket: TicketId,
         report: FaultReport,
+        actor: Actor,
         now: Timestamp,
         events: &mut Vec<Event>,
     ) -> Result<(), EngineError> {
@@ -312,7 +315,7 @@ impl Engine {
         let station = station.id.clone();
         self.record(
             now,
-            Actor::Agent,
+            actor,
             EventKind::Reported {
                 ticket: ticket.clone(),
                 incident: incident.clone(),

@@ -1,0 +1,514 @@
+//! The service's configuration: a TOML file (the contract's `[server] [store] [region] [sla]
+//! [[tokens]]`, plus optional `[engine]` tunables and `[log]`), overridable by `DISPATCH_*`
+//! environment variables, typed and validated once at start so that a bad value stops the
+//! service with a message naming it instead of surfacing at the first request.
+//!
+//! This is the only module that reads the process environment.
+
+use crate::domain::SlaPolicy;
+use crate::engine::EngineConfig;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The bundled region, relative to the repository root.
+pub const DEFAULT_REGION: &str = "geo-data/regions/huizhou";
+/// Name of the development token file inside the data directory.
+pub const DEV_TOKEN_FILE: &str = "dev-tokens.json";
+/// Bearer tokens shorter than this are refused: they could be guessed.
+const MIN_TOKEN_CHARS: usize = 16;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub region: RegionConfig,
+    pub sla: SlaPolicy,
+    /// Dispatch tunables; their SLA limits come from `[sla]`, never from here.
+    pub engine: EngineConfig,
+    pub log: LogConfig,
+    pub tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    /// Requests under way at once on `/v1`; more are answered 429 at once rather than queued
+    /// behind a slow store (the client retries after `Retry-After`).
+    pub max_in_flight: usize,
+    /// After a shutdown signal, in-flight requests get this long before the store is closed.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            max_in_flight: 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    #[default]
+    Embedded,
+    Redis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub kind: StoreKind,
+    /// Embedded: the data directory (also where the development token file lives).
+    pub path: PathBuf,
+    /// Redis: the server's URL.
+    pub url: Option<String>,
+    /// A write not committed within this long is treated as failed (503, service marked
+    /// failed), so a hung disk cannot hold requests forever.
+    pub write_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            kind: StoreKind::Embedded,
+            path: PathBuf::from("data"),
+            url: None,
+            write_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionConfig {
+    pub path: PathBuf,
+}
+
+impl Default for RegionConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from(DEFAULT_REGION),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `dispatch=debug,tower_http=info`.
+    pub filter: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Crew,
+    Supervisor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Crew => "crew",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A static bearer token. Crew tokens are normally minted by an admin through the API; one
+/// given here must name its crew with `crew_id`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crew_id: Option<String>,
+}
+
+// Hand-written so that a token never reaches a log through `{:?}`.
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig")
+            .field("token", &"<redacted>")
+            .field("role", &self.role)
+            .field("crew_id", &self.crew_id)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} is not a readable file")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("store.kind = \"redis\" is not built yet: use store.kind = \"embedded\" (the default)")]
+    RedisNotBuilt,
+    #[error("region directory {0} does not exist (set [region] path)")]
+    RegionMissing(PathBuf),
+    #[error("development token file {path}: {source}")]
+    DevTokens {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    /// Reads `file` (when given) and `DISPATCH_*` environment variables over the defaults,
+    /// e.g. `DISPATCH_SERVER__BIND=0.0.0.0:8080`, then validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Missing(file.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed("DISPATCH_").split("__"));
+        Self::from_figment(&figment)
+    }
+
+    /// Parses a configuration from TOML text (tests, tools).
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(&Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
+        // `[engine]` deserializes as the engine's own config, which carries an SLA policy;
+        // the contract's place for it is `[sla]`, so two places for one limit are refused.
+        if figment.contains("engine.sla") {
+            return Err(ConfigError::Invalid(
+                "set SLA limits in [sla], not [engine.sla]".into(),
+            ));
+        }
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value the types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid(message));
+        if self.store.kind == StoreKind::Redis {
+            return Err(ConfigError::RedisNotBuilt);
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return invalid("store.path must name a directory".into());
+        }
+        if self.store.write_timeout_ms == 0 {
+            return invalid("store.write_timeout_ms must be at least 1".into());
+        }
+        if self.server.max_in_flight == 0 {
+            return invalid("server.max_in_flight must be at least 1".into());
+        }
+        self.engine_config()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut seen = std::collections::HashSet::new();
+        for (i, token) in self.tokens.iter().enumerate() {
+            let name = format!("tokens[{i}] ({})", token.role.as_str());
+            if token.token.chars().count() < MIN_TOKEN_CHARS {
+                return invalid(format!(
+                    "{name}: a token must be at least {MIN_TOKEN_CHARS} characters"
+                ));
+            }
+            if !token.token.chars().all(|c| c.is_ascii_graphic()) {
+                return invalid(format!(
+                    "{name}: a token must be printable ASCII without spaces"
+                ));
+            }
+            if !seen.insert(token.token.as_str()) {
+                return invalid(format!("{name}: the same token appears twice"));
+            }
+            match (token.role, &token.crew_id) {
+                (Role::Crew, None) => {
+                    return invalid(format!("{name}: a crew token needs crew_id"));
+                }
+                (Role::Crew, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return invalid(format!("{name}: only crew tokens take crew_id"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine's configuration with the SLA limits of `[sla]`.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            sla: self.sla,
+            ..self.engine.clone()
+        }
+    }
+
+    /// The region directory: as configured, relative to the current directory. When the
+    /// default is not found there, the copy in this source tree is used, so that
+    /// `cargo run -p dispatch -- serve` works from anywhere in the repository.
+    pub fn region_dir(&self) -> Result<PathBuf, ConfigError> {
+        let configured = &self.region.path;
+        if configured.is_dir() {
+            return Ok(configured.clone());
+        }
+        if configured == Path::new(DEFAULT_REGION) {
+            let bundled = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("..")
+                .join(DEFAULT_REGION);
+            if bundled.is_dir() {
+                return Ok(bundled.canonicalize().unwrap_or(bundled));
+            }
+        }
+        Err(ConfigError::RegionMissing(configured.clone()))
+    }
+}
+
+/// The development tokens: one per desk role, kept in the data directory so they survive
+/// restarts. Used only when the configuration lists no `[[tokens]]`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevTokens {
+    pub agent: String,
+    pub supervisor: String,
+    pub admin: String,
+}
+
+impl std::fmt::Debug for DevTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevTokens(<redacted>)")
+    }
+}
+
+impl DevTokens {
+    /// Reads `DIR/dev-tokens.json`, creating it (mode 0600) with fresh random tokens on
+    /// first start. Returns the file's path with the tokens.
+    pub fn load_or_create(data_dir: &Path) -> Result<(PathBuf, Self), ConfigError> {
+        let path = data_dir.join(DEV_TOKEN_FILE);
+        let fail = |source| ConfigError::DevTokens {
+            path: path.clone(),
+            source,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let tokens: DevTokens = serde_json::from_slice(&bytes)
+                    .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+                return Ok((path, tokens));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(fail(e)),
+        }
+        std::fs::create_dir_all(data_dir).map_err(fail)?;
+        let tokens = DevTokens {
+            agent: random_token(),
+            supervisor: random_token(),
+            admin: random_token(),
+        };
+        let mut text = serde_json::to_vec_pretty(&tokens)
+            .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        text.push(b'\n');
+        write_private(&path, &text).map_err(fail)?;
+        Ok((path, tokens))
+    }
+
+    pub fn token_configs(&self) -> Vec<TokenConfig> {
+        [
+            (&self.agent, Role::Agent),
+            (&self.supervisor, Role::Supervisor),
+            (&self.admin, Role::Admin),
+        ]
+        .into_iter()
+        .map(|(token, role)| TokenConfig {
+            token: token.clone(),
+            role,
+            crew_id: None,
+        })
+        .collect()
+    }
+}
+
+/// 32 random bytes from the thread's cryptographically secure generator, as hex.
+pub fn random_token() -> String {
+    use rand::Rng;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates `path` readable by its owner only; refuses to overwrite.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_a_file_are_the_contracts() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.store.kind, StoreKind::Embedded);
+        assert_eq!(config.store.path, PathBuf::from("data"));
+        assert_eq!(config.region.path, PathBuf::from(DEFAULT_REGION));
+        assert_eq!(config.sla, SlaPolicy::default());
+        assert!(config.tokens.is_empty());
+    }
+
+    #[test]
+    fn the_contracts_example_parses() {
+        let config = Config::from_toml(
+            r#"
+            [server]
+            bind = "127.0.0.1:9090"
+            [store]
+            kind = "embedded"
+            path = "/var/lib/dispatch"
+            url = "redis://127.0.0.1:6379/"
+            [region]
+            path = "geo-data/regions/huizhou"
+            [sla]
+            acknowledge = 3
+            arrive_urban = 60
+            arrive_rural = 120
+            arrive_remote = 240
+            [[tokens]]
+            token = "agent-token-0123456789"
+            role = "agent"
+            [[tokens]]
+            token = "crew-token-0123456789"
+            role = "crew"
+            crew_id = "441302-01-c1"
+            [engine]
+            merge_radius_m = 500.0
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.server.bind.port(), 9090);
+        assert_eq!(config.engine_config().sla.acknowledge, 3);
+        assert_eq!(config.engine_config().merge_radius_m, 500.0);
+        assert_eq!(config.tokens.len(), 2);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        assert!(error_of("[server]\nbindd = \"x\"").contains("bindd"));
+        assert!(error_of("[nope]\na = 1").contains("nope"));
+        assert!(error_of("[sla]\narrive_city = 3").contains("arrive_city"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(error_of("[sla]\nacknowledge = 0").contains("acknowledge"));
+        assert!(error_of("[server]\nbind = \"nowhere\"").contains("bind"));
+        assert!(error_of("[engine]\ncircuity = -1.0").contains("circuity"));
+        assert!(error_of("[engine.sla]\nacknowledge = 2").contains("[sla]"));
+        assert!(
+            error_of("[[tokens]]\ntoken = \"short\"\nrole = \"agent\"").contains("16 characters")
+        );
+        assert!(
+            error_of("[[tokens]]\ntoken = \"crew-token-0123456789\"\nrole = \"crew\"")
+                .contains("crew_id")
+        );
+        assert!(
+            error_of("[[tokens]]\ntoken = \"agent-token-0123456789\"\nrole = \"boss\"")
+                .contains("boss")
+        );
+    }
+
+    #[test]
+    fn redis_is_refused_until_it_is_built() {
+        assert!(error_of("[store]\nkind = \"redis\"").contains("not built yet"));
+    }
+
+    #[test]
+    fn tokens_never_show_in_debug_output() {
+        let config =
+            Config::from_toml("[[tokens]]\ntoken = \"agent-token-0123456789\"\nrole = \"agent\"")
+                .unwrap();
+        assert!(!format!("{config:?}").contains("agent-token"));
+    }
+
+    #[test]
+    fn dev_tokens_are_created_once_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, first) = DevTokens::load_or_create(dir.path()).unwrap();
+        let (_, second) = DevTokens::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.agent, second.agent);
+        assert_ne!(first.agent, first.admin);
+        assert_eq!(first.agent.len(), 64);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn the_default_region_is_found_from_anywhere_in_the_tree() {
+        assert!(Config::default().region_dir().unwrap().is_dir());
+        let elsewhere = Config {
+            region: RegionConfig {
+                path: PathBuf::from("no/such/region"),
+            },
+            ..Config::default()
+        };
+        assert!(matches!(
+            elsewhere.region_dir(),
+            Err(ConfigError::RegionMissing(_))
+        ));
+    }
+}

@@ -1,0 +1,220 @@
+//! Who is calling and what they may do: bearer tokens (kept only as SHA-256 digests) to a
+//! [`Principal`], and the one table of which principal may do which [`Action`]. Whether a
+//! crew's token covers a particular ticket is decided by the dispatcher, which knows the
+//! ticket's crew.
+
+use crate::config::{Role, TokenConfig};
+use crate::domain::{Actor, CrewId};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::RwLock;
+use subtle::ConstantTimeEq;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Agent,
+    Supervisor,
+    Admin,
+    /// A crew token acts only for its own crew and that crew's jobs.
+    Crew(CrewId),
+}
+
+impl Principal {
+    /// The actor recorded on events this principal causes. Admins administer; they cause no
+    /// ticket or crew events.
+    pub fn actor(&self) -> Option<Actor> {
+        match self {
+            Principal::Agent => Some(Actor::Agent),
+            Principal::Supervisor => Some(Actor::Supervisor),
+            Principal::Crew(crew) => Some(Actor::Crew(crew.clone())),
+            Principal::Admin => None,
+        }
+    }
+
+    pub fn role(&self) -> Role {
+        match self {
+            Principal::Agent => Role::Agent,
+            Principal::Supervisor => Role::Supervisor,
+            Principal::Admin => Role::Admin,
+            Principal::Crew(_) => Role::Crew,
+        }
+    }
+}
+
+/// Everything the API lets a caller do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    CreateTicket,
+    ListTickets,
+    /// Crews: only tickets given to their crew (checked by the dispatcher).
+    ReadTicket,
+    CancelTicket,
+    CloseTicket,
+    /// ack, reject, depart, arrive, restore, return: the assigned crew only.
+    CrewStep,
+    /// A crew's job list: the crew itself, or a supervisor or admin.
+    ReadCrewJobs,
+    /// Position and duty reports: the crew itself.
+    ReportForCrew,
+    ListStations,
+    ListCrews,
+    MintCrewToken,
+}
+
+impl Action {
+    pub const ALL: [Action; 11] = [
+        Action::CreateTicket,
+        Action::ListTickets,
+        Action::ReadTicket,
+        Action::CancelTicket,
+        Action::CloseTicket,
+        Action::CrewStep,
+        Action::ReadCrewJobs,
+        Action::ReportForCrew,
+        Action::ListStations,
+        Action::ListCrews,
+        Action::MintCrewToken,
+    ];
+}
+
+/// The authorization matrix of the contract, in one place.
+pub fn permits(role: Role, action: Action) -> bool {
+    use Action as A;
+    use Role as R;
+    match action {
+        A::CreateTicket | A::ListTickets | A::CancelTicket => {
+            matches!(role, R::Agent | R::Supervisor)
+        }
+        A::ReadTicket => matches!(role, R::Agent | R::Supervisor | R::Crew),
+        A::CloseTicket => role == R::Agent,
+        A::CrewStep | A::ReportForCrew => role == R::Crew,
+        A::ReadCrewJobs => matches!(role, R::Crew | R::Supervisor | R::Admin),
+        A::ListStations | A::ListCrews => matches!(role, R::Supervisor | R::Admin),
+        A::MintCrewToken => role == R::Admin,
+    }
+}
+
+pub type Digest32 = [u8; 32];
+
+pub fn sha256(bytes: &[u8]) -> Digest32 {
+    Sha256::digest(bytes).into()
+}
+
+/// The tokens the service accepts: the configured ones and the crew tokens minted since.
+#[derive(Debug, Default)]
+pub struct TokenBook {
+    configured: Vec<(Digest32, Principal)>,
+    /// Minted crew tokens by digest. Looked up by hash: the lookup key is a SHA-256 digest of
+    /// the presented token, so its timing reveals nothing usable about a valid token.
+    crews: RwLock<HashMap<Digest32, CrewId>>,
+}
+
+impl TokenBook {
+    pub fn new(tokens: &[TokenConfig]) -> Self {
+        let configured = tokens
+            .iter()
+            .map(|t| {
+                let principal = match (t.role, &t.crew_id) {
+                    (Role::Agent, _) => Principal::Agent,
+                    (Role::Supervisor, _) => Principal::Supervisor,
+                    (Role::Admin, _) => Principal::Admin,
+                    // Validation guarantees a crew id; an empty one matches no crew.
+                    (Role::Crew, crew) => {
+                        Principal::Crew(CrewId::new(crew.clone().unwrap_or_default()))
+                    }
+                };
+                (sha256(t.token.as_bytes()), principal)
+            })
+            .collect();
+        Self {
+            configured,
+            crews: RwLock::default(),
+        }
+    }
+
+    pub fn add_crew_token(&self, digest: Digest32, crew: CrewId) {
+        let mut crews = self
+            .crews
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crews.insert(digest, crew);
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let digest = sha256(token.as_bytes());
+        // Every configured digest is compared in constant time and the loop never stops
+        // early, so the time taken says nothing about which token (if any) matched.
+        let mut found = None;
+        for (candidate, principal) in &self.configured {
+            if bool::from(candidate[..].ct_eq(&digest[..])) && found.is_none() {
+                found = Some(principal.clone());
+            }
+        }
+        if found.is_some() {
+            return found;
+        }
+        let crews = self
+            .crews
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crews.get(&digest).cloned().map(Principal::Crew)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(token: &str, role: Role) -> TokenConfig {
+        TokenConfig {
+            token: token.into(),
+            role,
+            crew_id: (role == Role::Crew).then(|| "C1".into()),
+        }
+    }
+
+    #[test]
+    fn tokens_resolve_to_their_principal_and_nothing_else() {
+        let book = TokenBook::new(&[
+            token("agent-token-0123456789", Role::Agent),
+            token("crew-token-0123456789", Role::Crew),
+        ]);
+        assert_eq!(
+            book.authenticate("agent-token-0123456789"),
+            Some(Principal::Agent)
+        );
+        assert_eq!(
+            book.authenticate("crew-token-0123456789"),
+            Some(Principal::Crew(CrewId::new("C1")))
+        );
+        assert_eq!(book.authenticate("agent-token-012345678"), None);
+        assert_eq!(book.authenticate(""), None);
+        book.add_crew_token(sha256(b"minted"), CrewId::new("C9"));
+        assert_eq!(
+            book.authenticate("minted"),
+            Some(Principal::Crew(CrewId::new("C9")))
+        );
+    }
+
+    #[test]
+    fn the_matrix_follows_the_contract() {
+        use Role::*;
+        let allowed = |action| {
+            [Agent, Crew, Supervisor, Admin]
+                .into_iter()
+                .filter(|r| permits(*r, action))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(allowed(Action::CreateTicket), vec![Agent, Supervisor]);
+        assert_eq!(allowed(Action::ReadTicket), vec![Agent, Crew, Supervisor]);
+        assert_eq!(allowed(Action::CloseTicket), vec![Agent]);
+        assert_eq!(allowed(Action::CrewStep), vec![Crew]);
+        assert_eq!(allowed(Action::ListCrews), vec![Supervisor, Admin]);
+        assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
+        // Every action is open to someone.
+        for action in Action::ALL {
+            assert!(!allowed(action).is_empty(), "{action:?}");
+        }
+    }
+}

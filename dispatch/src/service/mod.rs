@@ -1,0 +1,807 @@
+//! The dispatcher: the engine behind a lock, the store behind it, and the rules that tie the
+//! two together so that an answer never promises more than the disk holds.
+//!
+//! # The write path
+//! Lock the engine → read the clock → `engine.handle` → on `Ok`, hand the events to
+//! `Store::append` *while still holding the lock* (the store enqueues when called, so batches
+//! reach it in the order the engine decided them) → release the lock → await the commit →
+//! only then answer 2xx. An engine error changes nothing, in memory or on disk.
+//!
+//! # When the store fails
+//! The engine has already applied a batch when its commit fails or times out, so memory may
+//! be ahead of disk. The dispatcher then marks itself failed: every later write is refused
+//! (503 with `Retry-After`), `/readyz` says not ready, and reads wait on the failed commit and
+//! answer 503 too. Recovery is a restart, which rebuilds memory from what the store holds.
+//!
+//! # Reads
+//! A read waits for the latest durable commit that was enqueued before it (its "horizon"),
+//! so nothing is shown that a crash could take back. The wait is usually nil.
+//!
+//! # Crew positions
+//! Position pings are written `Lazy`: answered once the store has them, not once on disk. A
+//! ping lost in a crash is harmless (the next one replaces it), and syncing each one would
+//! spend the disk on the least valuable data. A ping whose batch also dispatches a ticket (an
+//! unresponsive crew coming back) is written durably like any other decision.
+
+pub mod auth;
+mod clock;
+#[cfg(test)]
+mod tests;
+
+pub use auth::{Action, Principal, TokenBook, permits};
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::domain::{
+    Actor, Crew, CrewId, Event, EventKind, FaultReport, LatLon, Station, StationId, Ticket,
+    TicketCommand, TicketId, TicketState, Timestamp,
+};
+use crate::engine::{Command, Engine, EngineError};
+use crate::metrics;
+use crate::store::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError};
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How often acknowledgement deadlines are checked. A deadline is minutes long; a second late
+/// is within its precision.
+const DEADLINE_TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("this Idempotency-Key was used with another request")]
+    IdempotencyConflict,
+    /// The store failed or the service is marked failed: retry later.
+    #[error("the store is unavailable")]
+    Unavailable,
+}
+
+/// An `Idempotency-Key` with the digest of the request it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_sha256: [u8; 32],
+}
+
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub ticket: Ticket,
+    /// True when the key was seen before: the ticket is the one it created then.
+    pub repeat: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TicketFilter {
+    pub state: Option<TicketState>,
+    pub station: Option<StationId>,
+}
+
+impl TicketFilter {
+    fn matches(&self, ticket: &Ticket) -> bool {
+        self.state.is_none_or(|s| ticket.state == s)
+            && self.station.as_ref().is_none_or(|s| ticket.station == *s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Ticket>,
+    /// The id to pass as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<TicketId>,
+}
+
+/// A ticket with its history from the store.
+#[derive(Debug, Clone)]
+pub struct TicketWithTimeline {
+    pub ticket: Ticket,
+    pub timeline: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct DispatcherOptions {
+    /// A commit that takes longer counts as failed.
+    pub write_timeout: Duration,
+}
+
+impl Default for DispatcherOptions {
+    fn default() -> Self {
+        Self {
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A commit failed or timed out; the reason was logged where it happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WriteFailed;
+
+/// The outcome of one batch's commit, which several waiters may share.
+type Commit = Shared<BoxFuture<'static, Result<(), WriteFailed>>>;
+
+fn committed() -> Commit {
+    futures_util::future::ready(Ok(())).boxed().shared()
+}
+
+/// Whether the dispatcher may still write.
+#[derive(Debug, Default)]
+struct Health {
+    failed: AtomicBool,
+}
+
+impl Health {
+    fn fail(&self, reason: &str) {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                reason,
+                "a store write failed: memory may be ahead of disk, so writes are refused \
+                 until the service is restarted"
+            );
+            metrics::store_failed();
+        }
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    engine: Engine,
+    idempotency: HashMap<String, IdempotencyRecord>,
+    /// Dispatches by acknowledgement deadline, earliest first. Entries whose ticket has
+    /// moved on are dropped when they come up.
+    acknowledge_deadlines: BinaryHeap<Reverse<(Timestamp, TicketId)>>,
+    /// Time of the latest event: `now` never goes back, so timelines stay in order even if
+    /// the wall clock steps back.
+    last_now: Timestamp,
+    /// The latest durable commit: what a read must wait for.
+    horizon: Commit,
+    /// The `at` of each crew's latest accepted position fix, to drop late or repeated pings.
+    /// Not persisted: after a restart the first ping is accepted.
+    last_fix: HashMap<CrewId, Timestamp>,
+}
+
+impl Inner {
+    fn now(&mut self, clock: &dyn Clock) -> Timestamp {
+        self.last_now = self.last_now.max(clock.now());
+        self.last_now
+    }
+
+    fn note(&mut self, event: &Event) {
+        self.last_now = self.last_now.max(event.at);
+        if let EventKind::Dispatched {
+            ticket,
+            acknowledge_by,
+            ..
+        } = &event.kind
+        {
+            self.acknowledge_deadlines
+                .push(Reverse((*acknowledge_by, ticket.clone())));
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Dispatcher {
+    inner: Mutex<Inner>,
+    store: Arc<dyn Store>,
+    tokens: TokenBook,
+    clock: Arc<dyn Clock>,
+    health: Arc<Health>,
+    options: DispatcherOptions,
+}
+
+impl Dispatcher {
+    /// Rebuilds the service from the store: every event through `Engine::apply`, then the
+    /// idempotency keys and minted crew tokens.
+    pub async fn recover(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        tokens: TokenBook,
+        clock: Arc<dyn Clock>,
+        options: DispatcherOptions,
+    ) -> Result<Self, StoreError> {
+        let mut inner = Inner {
+            engine,
+            idempotency: HashMap::new(),
+            acknowledge_deadlines: BinaryHeap::new(),
+            last_now: Timestamp::from_millis(0),
+            horizon: committed(),
+            last_fix: HashMap::new(),
+        };
+        let started = Instant::now();
+        let recovered = {
+            let mut sink = |event: Event| {
+                inner.last_now = inner.last_now.max(event.at);
+                inner.engine.apply(&event);
+            };
+            store.replay(&mut sink).await?
+        };
+        // Deadlines only of the dispatches still waiting, not of every one in the log.
+        let waiting: Vec<_> = inner
+            .engine
+            .tickets()
+            .filter(|t| t.state == TicketState::Dispatched)
+            .filter_map(|t| Some(Reverse((t.deadlines.acknowledge_by?, t.id.clone()))))
+            .collect();
+        inner.acknowledge_deadlines.extend(waiting);
+        for record in recovered.idempotency {
+            inner.idempotency.insert(record.key.clone(), record);
+        }
+        for record in recovered.crew_tokens {
+            tokens.add_crew_token(record.token_sha256, record.crew);
+        }
+        let problems = inner.engine.audit();
+        for problem in problems.iter().take(20) {
+            tracing::error!(problem, "state rebuilt from the store breaks an invariant");
+        }
+        metrics::queued_tickets(inner.engine.queued().count());
+        tracing::info!(
+            events = recovered.events,
+            tickets = inner.engine.tickets().count(),
+            idempotency_keys = inner.idempotency.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "recovered from the store"
+        );
+        Ok(Self {
+            inner: Mutex::new(inner),
+            store,
+            tokens,
+            clock,
+            health: Arc::default(),
+            options,
+        })
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        self.tokens.authenticate(token)
+    }
+
+    /// True while writes are accepted and the store answers.
+    pub async fn ready(&self) -> bool {
+        if self.health.is_failed() {
+            return false;
+        }
+        matches!(
+            tokio::time::timeout(self.options.write_timeout, self.store.ping()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Commits what the store has accepted and stops it: the last step of a shutdown.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.store.close().await
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, ServiceError> {
+        // A panic while the engine was locked may have left it half-changed: treat it as a
+        // failed store, so a restart rebuilds it from disk.
+        self.inner.lock().map_err(|_| {
+            self.health.fail("the engine lock was poisoned by a panic");
+            ServiceError::Unavailable
+        })
+    }
+
+    fn writable(&self) -> Result<(), ServiceError> {
+        if self.health.is_failed() {
+            Err(ServiceError::Unavailable)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Hands a batch to the store; call with the engine locked. The commit runs in its own
+    /// task, so a failure is noticed even if the request that caused it goes away.
+    fn commit(&self, inner: &mut Inner, batch: Batch, durability: Durability) -> Commit {
+        for event in &batch.events {
+            metrics::event(event.kind.name());
+            inner.note(event);
+        }
+        let appended = self.store.append(batch, durability);
+        let health = self.health.clone();
+        let timeout = self.options.write_timeout;
+        let label = match durability {
+            Durability::Durable => "durable",
+            Durability::Lazy => "lazy",
+        };
+        let commit = async move {
+            let started = Instant::now();
+            let result = tokio::time::timeout(timeout, appended).await;
+            metrics::store_write(label, started.elapsed().as_secs_f64());
+            match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => {
+                    health.fail(&error.to_string());
+                    Err(WriteFailed)
+                }
+                Err(_) => {
+                    health.fail("a commit did not finish within store.write_timeout_ms");
+                    Err(WriteFailed)
+                }
+            }
+        }
+        .boxed()
+        .shared();
+        tokio::spawn(commit.clone());
+        if durability == Durability::Durable {
+            inner.horizon = commit.clone();
+        }
+        commit
+    }
+
+    async fn settled(commit: Commit) -> Result<(), ServiceError> {
+        commit
+            .await
+            .map_err(|WriteFailed| ServiceError::Unavailable)
+    }
+
+    /// A new report from an agent or supervisor. With a key seen before, the ticket it made
+    /// (and `repeat`), or a conflict when the request differs.
+    pub async fn create_ticket(
+        &self,
+        who: &Principal,
+        report: FaultReport,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, ServiceError> {
+        let actor = who
+            .actor()
+            .ok_or(ServiceError::Forbidden("this role cannot create tickets"))?;
+        let (ticket, repeat, commit) = {
+            let mut inner = self.lock()?;
+            let seen = key
+                .as_ref()
+                .and_then(|k| inner.idempotency.get(&k.key).map(|r| (k, r)));
+            if let Some((key, record)) = seen {
+                if record.request_sha256 != key.request_sha256 {
+                    return Err(ServiceError::IdempotencyConflict);
+                }
+                let ticket = inner
+                    .engine
+                    .ticket(&record.ticket)
+                    .cloned()
+                    .ok_or(ServiceError::NotFound("ticket"))?;
+                (ticket, true, inner.horizon.clone())
+            } else {
+                self.writable()?;
+                let id = TicketId::new(uuid::Uuid::now_v7().to_string());
+                let now = inner.now(self.clock.as_ref());
+                let events = inner.engine.handle(
+                    Command::Report {
+                        ticket: id.clone(),
+                        report,
+                    },
+                    actor,
+                    now,
+                )?;
+                let ticket = inner
+                    .engine
+                    .ticket(&id)
+                    .cloned()
+                    .ok_or(ServiceError::NotFound("ticket"))?;
+                let idempotency = key.map(|k| IdempotencyRecord {
+                    key: k.key,
+                    request_sha256: k.request_sha256,
+                    ticket: id.clone(),
+                });
+                if let Some(record) = &idempotency {
+                    inner.idempotency.insert(record.key.clone(), record.clone());
+                }
+                let commit = self.commit(
+                    &mut inner,
+                    Batch {
+                        events,
+                        idempotency,
+                        crew_token: None,
+                    },
+                    Durability::Durable,
+                );
+                metrics::ticket_created(ticket.state.as_str());
+                metrics::queued_tickets(inner.engine.queued().count());
+                (ticket, false, commit)
+            }
+        };
+        Self::settled(commit).await?;
+        if !repeat {
+            tracing::info!(
+                ticket.id = %ticket.id,
+                station.id = %ticket.station,
+                crew.id = ticket.crew.as_ref().map(|c| c.as_str()),
+                incident.id = %ticket.incident,
+                state = %ticket.state,
+                "ticket created"
+            );
+        }
+        Ok(Created { ticket, repeat })
+    }
+
+    /// A step on a ticket: a crew's (its own job only), or an agent's or supervisor's.
+    pub async fn ticket_step(
+        &self,
+        who: &Principal,
+        id: &TicketId,
+        command: TicketCommand,
+    ) -> Result<Ticket, ServiceError> {
+        let actor = who
+            .actor()
+            .ok_or(ServiceError::Forbidden("this role cannot act on tickets"))?;
+        let name = command.name();
+        let (ticket, commit) = {
+            let mut inner = self.lock()?;
+            let current = inner
+                .engine
+                .ticket(id)
+                .ok_or(ServiceError::NotFound("ticket"))?;
+            if let Principal::Crew(crew) = who
+                && current.crew.as_ref() != Some(crew)
+            {
+                return Err(ServiceError::Forbidden(
+                    "this ticket is not your crew's job",
+                ));
+            }
+            self.writable()?;
+            let now = inner.now(self.clock.as_ref());
+            let events = inner.engine.handle(
+                Command::Ticket {
+                    ticket: id.clone(),
+                    command,
+                },
+                actor,
+                now,
+            )?;
+            let ticket = inner
+                .engine
+                .ticket(id)
+                .cloned()
+                .ok_or(ServiceError::NotFound("ticket"))?;
+            let commit = self.commit(
+                &mut inner,
+                Batch {
+                    events,
+                    ..Batch::default()
+                },
+                Durability::Durable,
+            );
+            metrics::queued_tickets(inner.engine.queued().count());
+            (ticket, commit)
+        };
+        Self::settled(commit).await?;
+        tracing::info!(
+            ticket.id = %ticket.id,
+            crew.id = ticket.crew.as_ref().map(|c| c.as_str()),
+            step = name,
+            state = %ticket.state,
+            "ticket step"
+        );
+        Ok(ticket)
+    }
+
+    /// One ticket with its timeline. A crew sees only tickets given to it.
+    pub async fn ticket(
+        &self,
+        who: &Principal,
+        id: &TicketId,
+    ) -> Result<TicketWithTimeline, ServiceError> {
+        let (ticket, horizon) = {
+            let inner = self.lock()?;
+            let ticket = inner
+                .engine
+                .ticket(id)
+                .cloned()
+                .ok_or(ServiceError::NotFound("ticket"))?;
+            if let Principal::Crew(crew) = who
+                && ticket.crew.as_ref() != Some(crew)
+            {
+                return Err(ServiceError::Forbidden(
+                    "this ticket is not your crew's job",
+                ));
+            }
+            (ticket, inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        let timeline = tokio::time::timeout(self.options.write_timeout, self.store.timeline(id))
+            .await
+            .map_err(|_| ServiceError::Unavailable)?
+            .map_err(|error| {
+                tracing::warn!(ticket.id = %id, %error, "reading a timeline failed");
+                ServiceError::Unavailable
+            })?;
+        Ok(TicketWithTimeline { ticket, timeline })
+    }
+
+    /// A page of tickets in creation order (ids are time-ordered).
+    pub async fn tickets(
+        &self,
+        filter: &TicketFilter,
+        cursor: Option<&TicketId>,
+        limit: usize,
+    ) -> Result<Page, ServiceError> {
+        let (page, horizon) = {
+            let inner = self.lock()?;
+            let mut items = Vec::with_capacity(limit.min(64));
+            let mut more = false;
+            for ticket in inner
+                .engine
+                .tickets_after(cursor)
+                .filter(|t| filter.matches(t))
+            {
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                items.push(ticket.clone());
+            }
+            let next_cursor = if more {
+                items.last().map(|t: &Ticket| t.id.clone())
+            } else {
+                None
+            };
+            (Page { items, next_cursor }, inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        Ok(page)
+    }
+
+    /// The crew's current job, if any. The engine gives a crew one job at a time and a waiting
+    /// ticket no crew, so a crew has no queued jobs of its own.
+    pub async fn crew_jobs(
+        &self,
+        who: &Principal,
+        crew: &CrewId,
+    ) -> Result<Vec<Ticket>, ServiceError> {
+        let (jobs, horizon) = {
+            let inner = self.lock()?;
+            let record = inner
+                .engine
+                .crew(crew)
+                .ok_or(ServiceError::NotFound("crew"))?;
+            Self::check_own_crew(who, crew)?;
+            let jobs = record
+                .job()
+                .and_then(|t| inner.engine.ticket(t))
+                .cloned()
+                .into_iter()
+                .collect();
+            (jobs, inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        Ok(jobs)
+    }
+
+    fn check_own_crew(who: &Principal, crew: &CrewId) -> Result<(), ServiceError> {
+        match who {
+            Principal::Crew(own) if own != crew => Err(ServiceError::Forbidden(
+                "a crew token acts only for its own crew",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn crew_duty(
+        &self,
+        who: &Principal,
+        crew: &CrewId,
+        on_duty: bool,
+    ) -> Result<(), ServiceError> {
+        let actor = who.actor().ok_or(ServiceError::Forbidden(
+            "this role cannot report for a crew",
+        ))?;
+        let commit = {
+            let mut inner = self.lock()?;
+            inner
+                .engine
+                .crew(crew)
+                .ok_or(ServiceError::NotFound("crew"))?;
+            Self::check_own_crew(who, crew)?;
+            self.writable()?;
+            let now = inner.now(self.clock.as_ref());
+            let events = inner.engine.handle(
+                Command::CrewDuty {
+                    crew: crew.clone(),
+                    on_duty,
+                },
+                actor,
+                now,
+            )?;
+            let commit = self.commit(
+                &mut inner,
+                Batch {
+                    events,
+                    ..Batch::default()
+                },
+                Durability::Durable,
+            );
+            metrics::queued_tickets(inner.engine.queued().count());
+            commit
+        };
+        Self::settled(commit).await?;
+        tracing::info!(crew.id = %crew, on_duty, "crew duty");
+        Ok(())
+    }
+
+    /// A crew's position fix taken at `fix_at` (when the app says). A fix no newer than the
+    /// last accepted one is a late or repeated ping and changes nothing.
+    pub async fn crew_position(
+        &self,
+        who: &Principal,
+        crew: &CrewId,
+        location: LatLon,
+        fix_at: Option<Timestamp>,
+    ) -> Result<(), ServiceError> {
+        let actor = who.actor().ok_or(ServiceError::Forbidden(
+            "this role cannot report for a crew",
+        ))?;
+        let commit = {
+            let mut inner = self.lock()?;
+            inner
+                .engine
+                .crew(crew)
+                .ok_or(ServiceError::NotFound("crew"))?;
+            Self::check_own_crew(who, crew)?;
+            self.writable()?;
+            if let Some(at) = fix_at {
+                if inner.last_fix.get(crew).is_some_and(|last| *last >= at) {
+                    return Ok(());
+                }
+                inner.last_fix.insert(crew.clone(), at);
+            }
+            let now = inner.now(self.clock.as_ref());
+            let events = inner.engine.handle(
+                Command::CrewPosition {
+                    crew: crew.clone(),
+                    location,
+                },
+                actor,
+                now,
+            )?;
+            let only_positions = events
+                .iter()
+                .all(|e| matches!(e.kind, EventKind::CrewPosition { .. }));
+            let durability = if only_positions {
+                Durability::Lazy
+            } else {
+                Durability::Durable
+            };
+            self.commit(
+                &mut inner,
+                Batch {
+                    events,
+                    ..Batch::default()
+                },
+                durability,
+            )
+        };
+        Self::settled(commit).await
+    }
+
+    pub async fn stations(&self) -> Result<Vec<Station>, ServiceError> {
+        Ok(self.lock()?.engine.stations().to_vec())
+    }
+
+    pub async fn crews(&self) -> Result<Vec<Crew>, ServiceError> {
+        let (crews, horizon) = {
+            let inner = self.lock()?;
+            (
+                inner.engine.crews().cloned().collect::<Vec<_>>(),
+                inner.horizon.clone(),
+            )
+        };
+        Self::settled(horizon).await?;
+        Ok(crews)
+    }
+
+    /// Mints a bearer token for `crew`; only its digest is kept. The token is returned only
+    /// once it is on disk, so it works after a restart.
+    pub async fn mint_crew_token(&self, crew: &CrewId) -> Result<String, ServiceError> {
+        let token = crate::config::random_token();
+        let digest = auth::sha256(token.as_bytes());
+        let commit = {
+            let mut inner = self.lock()?;
+            inner
+                .engine
+                .crew(crew)
+                .ok_or(ServiceError::NotFound("crew"))?;
+            self.writable()?;
+            self.commit(
+                &mut inner,
+                Batch {
+                    crew_token: Some(CrewTokenRecord {
+                        token_sha256: digest,
+                        crew: crew.clone(),
+                    }),
+                    ..Batch::default()
+                },
+                Durability::Durable,
+            )
+        };
+        Self::settled(commit).await?;
+        self.tokens.add_crew_token(digest, crew.clone());
+        tracing::info!(crew.id = %crew, "crew token minted");
+        Ok(token)
+    }
+
+    /// Sends every dispatch whose acknowledgement deadline has passed to the next best crew
+    /// (or the queue). Returns how many expired.
+    pub async fn expire_acknowledgements(&self) -> Result<usize, ServiceError> {
+        let commits = {
+            let mut inner = self.lock()?;
+            if self.health.is_failed() {
+                return Ok(0);
+            }
+            let now = inner.now(self.clock.as_ref());
+            let mut due = Vec::new();
+            while let Some(Reverse((at, _))) = inner.acknowledge_deadlines.peek()
+                && *at <= now
+            {
+                if let Some(Reverse(entry)) = inner.acknowledge_deadlines.pop() {
+                    due.push(entry);
+                }
+            }
+            let mut commits = Vec::new();
+            for (at, ticket) in due {
+                let still_waiting = inner.engine.ticket(&ticket).is_some_and(|t| {
+                    t.state == TicketState::Dispatched && t.deadlines.acknowledge_by == Some(at)
+                });
+                if !still_waiting {
+                    continue;
+                }
+                let crew = inner.engine.ticket(&ticket).and_then(|t| t.crew.clone());
+                match inner.engine.handle(
+                    Command::Ticket {
+                        ticket: ticket.clone(),
+                        command: TicketCommand::AcknowledgeTimeout,
+                    },
+                    Actor::System,
+                    now,
+                ) {
+                    Ok(events) => {
+                        metrics::acknowledge_timeout();
+                        tracing::warn!(
+                            ticket.id = %ticket,
+                            crew.id = crew.as_ref().map(|c| c.as_str()),
+                            "acknowledgement deadline passed: the job goes to the next crew"
+                        );
+                        let batch = Batch {
+                            events,
+                            ..Batch::default()
+                        };
+                        commits.push(self.commit(&mut inner, batch, Durability::Durable));
+                    }
+                    Err(error) => {
+                        tracing::warn!(ticket.id = %ticket, %error, "acknowledgement timeout refused");
+                    }
+                }
+            }
+            if !commits.is_empty() {
+                metrics::queued_tickets(inner.engine.queued().count());
+            }
+            commits
+        };
+        let expired = commits.len();
+        for commit in commits {
+            Self::settled(commit).await?;
+        }
+        Ok(expired)
+    }
+
+    /// Checks acknowledgement deadlines every second until the task is aborted.
+    pub async fn drive_deadlines(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(DEADLINE_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.expire_acknowledgements().await {
+                tracing::warn!(%error, "expiring acknowledgement deadlines failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,1096 @@
+//! The v1 contract over real HTTP on loopback: a ticket's whole life, every error code with
+//! its body, the authorization matrix, idempotency, datums, listings, operations endpoints,
+//! and a graceful restart that keeps everything.
+
+// Tests: a panic is a failed test, and helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn id(ticket: &Value) -> &str {
+    ticket["id"].as_str().unwrap()
+}
+
+fn events(ticket: &Value) -> Vec<String> {
+    ticket["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_ticket_lives_from_report_to_close_and_its_timeline_says_so() {
+    let app = TestApp::spawn().await;
+    let created = app
+        .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+        .await;
+    assert_eq!(created["state"], "dispatched");
+    assert_eq!(created["station_id"], STATION);
+    assert!(created["crew_id"].is_string());
+    assert!(created["incident_id"].is_string());
+    assert!(created["eta_minutes"].as_f64().unwrap() >= 0.0);
+    assert!(created["deadlines"]["acknowledge_by"].is_string());
+    assert!(created["deadlines"]["arrive_by"].is_string());
+    // Ticket ids are UUID v7.
+    assert_eq!(
+        uuid::Uuid::parse_str(id(&created))
+            .unwrap()
+            .get_version_num(),
+        7
+    );
+
+    let token = app.crew_token_of(&created).await;
+    app.walk(
+        &created,
+        &token,
+        &["ack", "depart", "arrive", "restore", "return"],
+    )
+    .await;
+    let (status, closed) = app
+        .post(
+            &format!("/v1/tickets/{}/close", id(&created)),
+            AGENT,
+            json!({"callback": {"satisfied": true, "note": "thanks"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    assert_eq!(closed["state"], "closed");
+
+    let (status, ticket) = app
+        .get(&format!("/v1/tickets/{}", id(&created)), AGENT)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ticket["state"], "closed");
+    assert_eq!(ticket["caller"]["phone"], "13800001234");
+    assert_eq!(ticket["work_order"]["fault_class"], "low_voltage");
+    assert_eq!(ticket["callback"]["satisfied"], true);
+    assert_eq!(
+        events(&ticket),
+        [
+            "reported",
+            "dispatched",
+            "acknowledged",
+            "departed",
+            "arrived",
+            "restored",
+            "returned",
+            "closed"
+        ]
+    );
+    let timeline = ticket["timeline"].as_array().unwrap();
+    let times: Vec<jiff::Timestamp> = timeline
+        .iter()
+        .map(|e| e["at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let crew = created["crew_id"].as_str().unwrap();
+    assert_eq!(timeline[0]["actor"], "agent");
+    assert_eq!(timeline[1]["actor"], "system");
+    assert_eq!(timeline[1]["crew_id"], crew);
+    assert_eq!(timeline[2]["actor"], format!("crew:{crew}"));
+    assert_eq!(timeline[7]["actor"], "agent");
+    // The crew is free again.
+    let (_, crews) = app.get("/v1/crews", SUPERVISOR).await;
+    let record = crews["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == crew)
+        .unwrap();
+    assert_eq!(record["state"], "available");
+}
+
+#[tokio::test]
+async fn a_repeat_report_is_merged_into_the_open_incident_without_a_second_crew() {
+    let app = TestApp::spawn().await;
+    let first = app
+        .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+        .await;
+    let second = app
+        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "area_outage"))
+        .await;
+    assert_eq!(second["state"], "merged");
+    assert_eq!(second["incident_id"], first["incident_id"]);
+    assert!(second["crew_id"].is_null());
+}
+
+#[tokio::test]
+async fn a_rejected_job_goes_to_another_crew() {
+    let app = TestApp::spawn().await;
+    let created = app.create(report()).await;
+    let token = app.crew_token_of(&created).await;
+    let (status, after) = app
+        .post(
+            &format!("/v1/tickets/{}/reject", id(&created)),
+            &token,
+            json!({"reason": "vehicle broke down"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_eq!(after["state"], "dispatched");
+    assert_ne!(after["crew_id"], created["crew_id"]);
+    let (_, ticket) = app
+        .get(&format!("/v1/tickets/{}", id(&created)), SUPERVISOR)
+        .await;
+    assert_eq!(
+        events(&ticket),
+        ["reported", "dispatched", "declined", "dispatched"]
+    );
+    assert_eq!(
+        ticket["timeline"][2]["reason"],
+        "rejected: vehicle broke down"
+    );
+    // The crew that rejected it no longer reads it.
+    let (status, _) = app
+        .get(&format!("/v1/tickets/{}", id(&created)), &token)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn cancelling_frees_the_crew() {
+    let app = TestApp::spawn().await;
+    let created = app.create(report()).await;
+    let (status, cancelled) = app
+        .post(
+            &format!("/v1/tickets/{}/cancel", id(&created)),
+            SUPERVISOR,
+            json!({"reason": "caller found the breaker off"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let crew = created["crew_id"].as_str().unwrap();
+    let (_, jobs) = app.get(&format!("/v1/crews/{crew}/jobs"), SUPERVISOR).await;
+    assert_eq!(jobs["items"], json!([]));
+}
+
+mod errors {
+    use super::*;
+
+    async fn create_raw(app: &TestApp, body: &str) -> (StatusCode, Value) {
+        send(
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .header("content-type", "application/json")
+                .body(body.to_owned()),
+        )
+        .await
+    }
+
+    async fn ticket_count(app: &TestApp) -> usize {
+        let (_, list) = app.get("/v1/tickets?limit=500", AGENT).await;
+        list["items"].as_array().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn every_error_code_of_the_contract_with_its_body_and_nothing_changes() {
+        let app = TestApp::spawn().await;
+        let ticket = app.create(report()).await;
+        let (_, before) = app
+            .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+            .await;
+
+        // 400: malformed JSON, unknown field, missing field, NaN, out of range, too long.
+        let (status, body) = create_raw(&app, r#"{"caller": {"name": "x""#).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "malformed_json"
+        );
+        let mut unknown = report();
+        unknown["colour"] = json!("red");
+        let (status, body) = app.post("/v1/tickets", AGENT, unknown).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("colour")
+        );
+        let mut missing = report();
+        missing.as_object_mut().unwrap().remove("location");
+        let (status, body) = app.post("/v1/tickets", AGENT, missing).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("location")
+        );
+        let nan = report()
+            .to_string()
+            .replace(&format!("\"lat\":{STATION_LAT}"), "\"lat\":NaN");
+        assert!(nan.contains("NaN"));
+        let (status, body) = create_raw(&app, &nan).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "malformed_json"
+        );
+        let mut far = report();
+        far["location"]["lat"] = json!(95.0);
+        let (status, body) = app.post("/v1/tickets", AGENT, far).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+        let mut long = report();
+        long["address"] = json!("长".repeat(501));
+        let (status, body) = app.post("/v1/tickets", AGENT, long).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("address")
+        );
+        let mut category = report();
+        category["category"] = json!("meteor_strike");
+        let (status, body) = app.post("/v1/tickets", AGENT, category).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+        let (status, body) = app.get("/v1/tickets?limit=0", AGENT).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_query"
+        );
+        let (status, body) = app.get("/v1/tickets?colour=red", AGENT).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_query"
+        );
+
+        // 401: no token, an unknown token, another scheme.
+        let (status, body) = send(app.request(Method::GET, "/v1/tickets", None)).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNAUTHORIZED),
+            "unauthorized"
+        );
+        let (status, body) = app.get("/v1/tickets", "not-a-real-token-at-all").await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNAUTHORIZED),
+            "unauthorized"
+        );
+        let (status, body) = send(
+            app.request(Method::GET, "/v1/tickets", None)
+                .header("authorization", format!("Basic {AGENT}")),
+        )
+        .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNAUTHORIZED),
+            "unauthorized"
+        );
+
+        // 403: an agent cannot ack; a crew cannot create tickets.
+        let path = format!("/v1/tickets/{}", id(&ticket));
+        let (status, body) = app.post(&format!("{path}/ack"), AGENT, json!({})).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::FORBIDDEN),
+            "forbidden"
+        );
+        let crew_token = app.crew_token_of(&ticket).await;
+        let (status, body) = app.post("/v1/tickets", &crew_token, report()).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::FORBIDDEN),
+            "forbidden"
+        );
+
+        // 404: an unknown ticket, an unknown crew, an unknown route.
+        let (status, body) = app
+            .get("/v1/tickets/0190b6c8-0000-7000-8000-000000000000", AGENT)
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::NOT_FOUND),
+            "not_found"
+        );
+        let (status, body) = app
+            .post(
+                "/v1/admin/crew-tokens",
+                ADMIN,
+                json!({"crew_id": "no-such-crew"}),
+            )
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::NOT_FOUND),
+            "not_found"
+        );
+        let (status, body) = app.get("/v1/nothing-here", AGENT).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::NOT_FOUND),
+            "not_found"
+        );
+
+        // 405 as JSON too.
+        let (status, body) = send(app.request(Method::DELETE, "/v1/tickets", Some(AGENT))).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::METHOD_NOT_ALLOWED),
+            "method_not_allowed"
+        );
+
+        // 409: out of order (arrive before ack), close before return.
+        let (status, body) = app
+            .post(&format!("{path}/arrive"), &crew_token, json!({}))
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::CONFLICT),
+            "wrong_state"
+        );
+        let (status, body) = app
+            .post(
+                &format!("{path}/close"),
+                AGENT,
+                json!({"callback": {"satisfied": true}}),
+            )
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::CONFLICT),
+            "wrong_state"
+        );
+        // A return without its required fields is a 400, whatever the state.
+        let (status, body) = app
+            .post(
+                &format!("{path}/return"),
+                &crew_token,
+                json!({"cause": "x"}),
+            )
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
+        );
+
+        // 413: a body over 64 KiB.
+        let mut huge = report();
+        huge["description"] = json!("x".repeat(70 * 1024));
+        let (status, body) = app.post("/v1/tickets", AGENT, huge).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::PAYLOAD_TOO_LARGE),
+            "payload_too_large"
+        );
+
+        // 415: not JSON.
+        let (status, body) = send(
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .header("content-type", "text/plain")
+                .body(report().to_string()),
+        )
+        .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            "unsupported_media_type"
+        );
+
+        // 422: outside every service area (Beijing); an idempotency conflict.
+        let (status, body) = app
+            .post("/v1/tickets", AGENT, report_at(39.9, 116.4, "no_power"))
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+            "outside_service_area"
+        );
+        let keyed = |body: Value| {
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .header("idempotency-key", "conflict-1")
+                .json(&body)
+        };
+        let (status, _) = send(keyed(report())).await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, body) = send(keyed(report_at(STATION_LAT, STATION_LON, "meter"))).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+            "idempotency_conflict"
+        );
+
+        // Nothing changed: two tickets (the first and the keyed one), the first as it was.
+        assert_eq!(ticket_count(&app).await, 2);
+        let (_, after) = app.get(&path, AGENT).await;
+        assert_eq!(after, before);
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_json_with_a_json_content_type() {
+        let app = TestApp::spawn().await;
+        let response = app
+            .request(Method::GET, "/v1/tickets", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    }
+
+    #[tokio::test]
+    async fn a_crew_going_off_duty_with_a_job_is_refused() {
+        let app = TestApp::spawn().await;
+        let ticket = app.create(report()).await;
+        let token = app.crew_token_of(&ticket).await;
+        let crew = ticket["crew_id"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                &format!("/v1/crews/{crew}/duty"),
+                &token,
+                json!({"on_duty": false}),
+            )
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::CONFLICT),
+            "crew_has_job"
+        );
+    }
+}
+
+mod authorization {
+    use super::*;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Caller {
+        Nobody,
+        Agent,
+        Supervisor,
+        Admin,
+        /// The crew of the row's ticket.
+        OwnCrew,
+        OtherCrew,
+    }
+    use Caller::*;
+
+    const CALLERS: [Caller; 6] = [Nobody, OtherCrew, Admin, Agent, Supervisor, OwnCrew];
+
+    /// Each endpoint with who may call it; everyone else gets 403 (401 without a token).
+    fn matrix() -> Vec<(&'static str, &'static str, Value, &'static [Caller])> {
+        vec![
+            ("POST", "/v1/tickets", report(), &[Agent, Supervisor]),
+            ("GET", "/v1/tickets", Value::Null, &[Agent, Supervisor]),
+            (
+                "GET",
+                "/v1/tickets/{t}",
+                Value::Null,
+                &[Agent, Supervisor, OwnCrew],
+            ),
+            ("POST", "/v1/tickets/{t}/ack", json!({}), &[OwnCrew]),
+            (
+                "POST",
+                "/v1/tickets/{t}/reject",
+                json!({"reason": "busy"}),
+                &[OwnCrew],
+            ),
+            ("POST", "/v1/tickets/{t}/depart", json!({}), &[OwnCrew]),
+            ("POST", "/v1/tickets/{t}/arrive", json!({}), &[OwnCrew]),
+            ("POST", "/v1/tickets/{t}/restore", json!({}), &[OwnCrew]),
+            (
+                "POST",
+                "/v1/tickets/{t}/return",
+                json!({"fault_class": "low_voltage", "cause": "fuse", "ownership": "utility"}),
+                &[OwnCrew],
+            ),
+            (
+                "POST",
+                "/v1/tickets/{t}/close",
+                json!({"callback": {"satisfied": true}}),
+                &[Agent],
+            ),
+            (
+                "POST",
+                "/v1/tickets/{t}/cancel",
+                json!({"reason": "duplicate"}),
+                &[Agent, Supervisor],
+            ),
+            (
+                "GET",
+                "/v1/crews/{c}/jobs",
+                Value::Null,
+                &[OwnCrew, Supervisor, Admin],
+            ),
+            (
+                "POST",
+                "/v1/crews/{c}/position",
+                json!({"lat": STATION_LAT, "lon": STATION_LON, "at": "2030-01-01T00:00:00Z"}),
+                &[OwnCrew],
+            ),
+            (
+                "POST",
+                "/v1/crews/{c}/duty",
+                json!({"on_duty": true}),
+                &[OwnCrew],
+            ),
+            ("GET", "/v1/stations", Value::Null, &[Supervisor, Admin]),
+            ("GET", "/v1/crews", Value::Null, &[Supervisor, Admin]),
+            (
+                "POST",
+                "/v1/admin/crew-tokens",
+                json!({"crew_id": "441302-01-c1"}),
+                &[Admin],
+            ),
+        ]
+    }
+
+    #[tokio::test]
+    async fn each_endpoint_by_each_role() {
+        let app = TestApp::spawn().await;
+        for (method, template, body, allowed) in matrix() {
+            // A fresh ticket per row, so one row's steps do not disturb another's.
+            let ticket = app.create(report()).await;
+            let crew = ticket["crew_id"].as_str().unwrap().to_owned();
+            let own = app.crew_token(&crew).await;
+            let other_crew = if crew == "441302-01-c1" {
+                "441302-01-c2"
+            } else {
+                "441302-01-c1"
+            };
+            let other = app.crew_token(other_crew).await;
+            let path = template.replace("{t}", id(&ticket)).replace("{c}", &crew);
+            for caller in CALLERS {
+                let token = match caller {
+                    Nobody => None,
+                    Agent => Some(AGENT),
+                    Supervisor => Some(SUPERVISOR),
+                    Admin => Some(ADMIN),
+                    OwnCrew => Some(own.as_str()),
+                    OtherCrew => Some(other.as_str()),
+                };
+                let method = Method::from_bytes(method.as_bytes()).unwrap();
+                let mut request = app.request(method.clone(), &path, token);
+                if !body.is_null() {
+                    request = request.json(&body);
+                }
+                let (status, answer) = send(request).await;
+                let context = format!("{method} {template} as {caller:?}: {status} {answer}");
+                match caller {
+                    Nobody => assert_eq!(status, StatusCode::UNAUTHORIZED, "{context}"),
+                    _ if allowed.contains(&caller) => assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{context}"
+                    ),
+                    _ => assert_eq!(status, StatusCode::FORBIDDEN, "{context}"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn crew_a_can_neither_read_nor_act_on_crew_bs_job() {
+        let app = TestApp::spawn().await;
+        let a = app.create(report()).await;
+        let b = app.create(report()).await;
+        assert_ne!(a["crew_id"], b["crew_id"]);
+        let token_a = app.crew_token_of(&a).await;
+        let b_path = format!("/v1/tickets/{}", id(&b));
+        let (status, _) = app.get(&b_path, &token_a).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for step in ["ack", "depart", "arrive", "restore"] {
+            let (status, _) = app
+                .post(&format!("{b_path}/{step}"), &token_a, json!({}))
+                .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{step}");
+        }
+        let crew_b = b["crew_id"].as_str().unwrap();
+        let (status, _) = app.get(&format!("/v1/crews/{crew_b}/jobs"), &token_a).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _) = app
+            .post(
+                &format!("/v1/crews/{crew_b}/position"),
+                &token_a,
+                json!({"lat": STATION_LAT, "lon": STATION_LON}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // B's job is untouched and A still reads its own.
+        let (_, still) = app.get(&b_path, SUPERVISOR).await;
+        assert_eq!(still["state"], "dispatched");
+        let (status, own) = app.get(&format!("/v1/tickets/{}", id(&a)), &token_a).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(own["caller"]["phone"], "13800001234");
+        let crew_a = a["crew_id"].as_str().unwrap();
+        let (status, jobs) = app.get(&format!("/v1/crews/{crew_a}/jobs"), &token_a).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(jobs["items"][0]["id"], a["id"]);
+    }
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_gives_one_ticket() {
+    let app = TestApp::spawn().await;
+    let create = |body: Value, key: &'static str| {
+        send(
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .header("idempotency-key", key)
+                .json(&body),
+        )
+    };
+    let (first_status, first) = create(report(), "call-20250601-0001").await;
+    assert_eq!(first_status, StatusCode::CREATED);
+    // The same request with its keys in another order and other spacing is the same request.
+    let reordered = format!(
+        r#"{{ "description": "no power since 10:00", "important_customer": false,
+             "priority": "normal", "category": "other", "address": "惠城区 河南岸 1号",
+             "location": {{ "lon": {STATION_LON}, "lat": {STATION_LAT} }},
+             "caller": {{ "phone": "13800001234", "name": "李明" }} }}"#
+    );
+    let (second_status, second) = send(
+        app.request(Method::POST, "/v1/tickets", Some(AGENT))
+            .header("idempotency-key", "call-20250601-0001")
+            .header("content-type", "application/json")
+            .body(reordered),
+    )
+    .await;
+    assert_eq!(second_status, StatusCode::OK, "{second}");
+    assert_eq!(second["id"], first["id"]);
+    let (third_status, third) = create(
+        report_at(STATION_LAT, STATION_LON, "meter"),
+        "call-20250601-0001",
+    )
+    .await;
+    assert_eq!(
+        error_code(third_status, &third, StatusCode::UNPROCESSABLE_ENTITY),
+        "idempotency_conflict"
+    );
+    let (_, list) = app.get("/v1/tickets", AGENT).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    // A bad key is a 400.
+    let (status, body) = create(report(), "has spaces").await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::BAD_REQUEST),
+        "invalid_header"
+    );
+}
+
+mod datums {
+    use super::*;
+    use dispatch::datum;
+    use dispatch::domain::LatLon;
+    use dispatch::geo::ServiceAreaIndex;
+    use dispatch::region::Region;
+
+    /// A WGS84 point whose GCJ-02 coordinates, read as WGS84, fall in another station: the
+    /// half kilometre the contract warns about.
+    fn point_near_a_border() -> (LatLon, String, String) {
+        let region = Region::load(&region_dir()).unwrap();
+        let index = ServiceAreaIndex::new(&region.areas, 5.0);
+        let station = |p: LatLon| {
+            index
+                .locate(p)
+                .ok()
+                .map(|l| region.stations[l.station()].id.to_string())
+        };
+        for i in 0..400 {
+            for j in 0..400 {
+                let wgs =
+                    LatLon::new(22.9 + f64::from(i) * 0.001, 114.2 + f64::from(j) * 0.001).unwrap();
+                let (glat, glon) = datum::wgs84_to_gcj02(wgs.lat(), wgs.lon());
+                let misread = LatLon::new(glat, glon).unwrap();
+                if let (Some(right), Some(wrong)) = (station(wgs), station(misread))
+                    && right != wrong
+                {
+                    return (wgs, right, wrong);
+                }
+            }
+        }
+        panic!("no border point found near Huizhou");
+    }
+
+    #[tokio::test]
+    async fn a_gcj02_location_near_a_border_lands_in_the_same_station_as_its_wgs84_twin() {
+        let (wgs, right, wrong) = point_near_a_border();
+        let (glat, glon) = datum::wgs84_to_gcj02(wgs.lat(), wgs.lon());
+        let app = TestApp::spawn().await;
+
+        let by_wgs = app.create(report_at(wgs.lat(), wgs.lon(), "other")).await;
+        let mut gcj = report_at(glat, glon, "other");
+        gcj["location"]["datum"] = json!("gcj02");
+        let by_gcj = app.create(gcj).await;
+        let naive = app.create(report_at(glat, glon, "other")).await;
+
+        assert_eq!(by_wgs["station_id"], right.as_str());
+        assert_eq!(by_gcj["station_id"], right.as_str());
+        assert_eq!(naive["station_id"], wrong.as_str());
+        // Answers are in WGS84 only.
+        assert!((by_gcj["location"]["lat"].as_f64().unwrap() - wgs.lat()).abs() < 1e-6);
+        assert!((by_gcj["location"]["lon"].as_f64().unwrap() - wgs.lon()).abs() < 1e-6);
+
+        let (blat, blon) = datum::gcj02_to_bd09(glat, glon);
+        let mut bd = report_at(blat, blon, "other");
+        bd["location"]["datum"] = json!("bd09");
+        let by_bd = app.create(bd).await;
+        assert_eq!(by_bd["station_id"], right.as_str());
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_in_creation_order_and_filters() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            app.create(report()).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let first = ids[0].clone();
+    let (status, _) = app
+        .post(
+            &format!("/v1/tickets/{first}/cancel"),
+            AGENT,
+            json!({"reason": "duplicate call"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/tickets?limit=2&cursor={c}"),
+            None => "/v1/tickets?limit=2".to_owned(),
+        };
+        let (status, page) = app.get(&path, SUPERVISOR).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(items.iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+
+    let (_, cancelled) = app.get("/v1/tickets?state=cancelled", AGENT).await;
+    assert_eq!(cancelled["items"].as_array().unwrap().len(), 1);
+    assert_eq!(cancelled["items"][0]["id"], first.as_str());
+    let (_, here) = app
+        .get(
+            &format!("/v1/tickets?station_id={STATION}&state=dispatched"),
+            AGENT,
+        )
+        .await;
+    assert_eq!(here["items"].as_array().unwrap().len(), 4);
+    let (_, elsewhere) = app.get("/v1/tickets?station_id=441302-02", AGENT).await;
+    assert_eq!(elsewhere["items"], json!([]));
+    let (status, body) = app.get("/v1/tickets?state=lost", AGENT).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::BAD_REQUEST),
+        "invalid_query"
+    );
+    let (status, body) = app.get("/v1/tickets?limit=501", AGENT).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::BAD_REQUEST),
+        "invalid_query"
+    );
+    let (status, body) = app.get("/v1/tickets?cursor=nonsense", AGENT).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::BAD_REQUEST),
+        "invalid_query"
+    );
+}
+
+#[tokio::test]
+async fn stations_and_crews_are_listed_with_state_and_position() {
+    let app = TestApp::spawn().await;
+    let (status, stations) = app.get("/v1/stations", ADMIN).await;
+    assert_eq!(status, StatusCode::OK);
+    let stations = stations["items"].as_array().unwrap();
+    assert_eq!(stations.len(), 78);
+    assert!(
+        stations
+            .iter()
+            .any(|s| s["id"] == STATION && s["area_class"] == "urban")
+    );
+
+    let ticket = app.create(report()).await;
+    let crew = ticket["crew_id"].as_str().unwrap();
+    let token = app.crew_token(crew).await;
+    let status = app
+        .request(
+            Method::POST,
+            &format!("/v1/crews/{crew}/position"),
+            Some(&token),
+        )
+        .json(&json!({"lat": 23.1, "lon": 114.4, "at": "2030-01-01T08:00:00+08:00"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, crews) = app.get("/v1/crews", SUPERVISOR).await;
+    let crews = crews["items"].as_array().unwrap();
+    assert_eq!(crews.len(), 220);
+    let record = crews.iter().find(|c| c["id"] == crew).unwrap();
+    assert_eq!(record["state"], "assigned");
+    assert_eq!(record["ticket_id"], ticket["id"]);
+    assert_eq!(record["position"], json!({"lat": 23.1, "lon": 114.4}));
+    assert!(record["position_at"].is_string());
+    assert!(
+        crews
+            .iter()
+            .all(|c| c["skills"].as_array().is_some_and(|s| !s.is_empty()))
+    );
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer_without_a_token() {
+    let app = TestApp::spawn().await;
+    let (status, body) = send(app.request(Method::GET, "/healthz", None)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, body) = send(app.request(Method::GET, "/readyz", None)).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    let (_, doc) = send(app.request(Method::GET, "/openapi.json", None)).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/v1/tickets",
+        "/v1/tickets/{id}",
+        "/v1/tickets/{id}/cancel",
+        "/v1/tickets/{id}/close",
+        "/v1/tickets/{id}/ack",
+        "/v1/tickets/{id}/reject",
+        "/v1/tickets/{id}/depart",
+        "/v1/tickets/{id}/arrive",
+        "/v1/tickets/{id}/restore",
+        "/v1/tickets/{id}/return",
+        "/v1/crews/{id}/jobs",
+        "/v1/crews/{id}/position",
+        "/v1/crews/{id}/duty",
+        "/v1/stations",
+        "/v1/crews",
+        "/v1/admin/crew-tokens",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from /openapi.json"
+        );
+    }
+    assert!(paths["/v1/tickets"]["post"]["requestBody"].is_object());
+    let mut operation_ids = std::collections::HashSet::new();
+    for item in paths.values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(
+                operation_ids.insert(id.to_owned()),
+                "operationId {id} twice"
+            );
+        }
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let ticket = app.create(report()).await;
+    app.get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+        .await;
+    let response = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    assert!(text.contains(r#"route="/v1/tickets/{id}""#), "{text}");
+    assert!(
+        text.contains("dispatch_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("dispatch_tickets_created_total"), "{text}");
+    assert!(
+        !text.contains(id(&ticket)),
+        "a ticket id leaked into a label"
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_restart_keeps_tickets_timelines_keys_and_crew_tokens() {
+    let app = TestApp::spawn().await;
+    let keyed = || {
+        app.request(Method::POST, "/v1/tickets", Some(AGENT))
+            .header("idempotency-key", "restart-1")
+            .json(&report())
+    };
+    let (status, ticket) = send(keyed()).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let token = app.crew_token_of(&ticket).await;
+    app.walk(&ticket, &token, &["ack"]).await;
+    let (_, before) = app
+        .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+        .await;
+
+    let app = TestApp::spawn_in(app.stop().await).await;
+    let (_, after) = app
+        .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+        .await;
+    assert_eq!(after, before);
+    let (status, again) = send(
+        app.request(Method::POST, "/v1/tickets", Some(AGENT))
+            .header("idempotency-key", "restart-1")
+            .json(&report()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["id"], ticket["id"]);
+    app.walk(&ticket, &token, &["depart"]).await;
+}
+
+mod store_and_deadlines {
+    use super::*;
+    use dispatch::config::ServerConfig;
+    use dispatch::service::{Clock, ManualClock, SystemClock};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_failed_write_answers_503_and_the_service_stops_writing() {
+        let store = FaultyStore::new();
+        let app = TestApp::spawn_with(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServerConfig::default(),
+        )
+        .await;
+        let ticket = app.create(report()).await;
+        store.fail();
+
+        let response = app
+            .request(Method::POST, "/v1/tickets", Some(AGENT))
+            .json(&report())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            error_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &body,
+                StatusCode::SERVICE_UNAVAILABLE
+            ),
+            "store_unavailable"
+        );
+        assert!(
+            !body.to_string().contains("fsync"),
+            "a 5xx body leaks the cause: {body}"
+        );
+
+        let response = app
+            .request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        // Memory may be ahead of disk now: reads and writes are refused until a restart.
+        let (status, _) = app
+            .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, _) = send(app.request(Method::GET, "/healthz", None)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn requests_over_the_in_flight_limit_are_answered_429() {
+        let store = FaultyStore::new();
+        let app = TestApp::spawn_with(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServerConfig {
+                max_in_flight: 1,
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        store.stall();
+        let slow = tokio::spawn(send(
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .json(&report()),
+        ));
+        // The report holds the only slot while its commit waits.
+        store.arrived.notified().await;
+        let response = app
+            .request(Method::GET, "/v1/tickets", Some(AGENT))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(response.headers().contains_key("retry-after"));
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
+        // Operations endpoints are never shed.
+        let (status, _) = send(app.request(Method::GET, "/healthz", None)).await;
+        assert_eq!(status, StatusCode::OK);
+
+        store.release();
+        let (status, created) = slow.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let (status, _) = app.get("/v1/tickets", AGENT).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_dispatch_not_acknowledged_in_time_goes_to_the_next_crew() {
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let app =
+            TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+        let ticket = app.create(report()).await;
+        let first = ticket["crew_id"].as_str().unwrap().to_owned();
+
+        clock.advance_minutes(5);
+        // The background driver checks every second; calling it here makes the test
+        // independent of that timing (whichever runs first expires the deadline).
+        app.dispatcher
+            .as_ref()
+            .unwrap()
+            .expire_acknowledgements()
+            .await
+            .unwrap();
+
+        let (_, after) = app
+            .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
+            .await;
+        assert_eq!(after["state"], "dispatched");
+        assert_ne!(after["crew_id"], first.as_str());
+        assert_eq!(
+            events(&after),
+            ["reported", "dispatched", "declined", "dispatched"]
+        );
+        assert_eq!(after["timeline"][2]["reason"], "acknowledge_timeout");
+        assert_eq!(after["timeline"][2]["actor"], "system");
+        let (_, crews) = app.get("/v1/crews", SUPERVISOR).await;
+        let missed = crews["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == first.as_str())
+            .unwrap();
+        assert_eq!(missed["state"], "unresponsive");
+    }
+}

@@ -1,0 +1,382 @@
+//! Shared by the HTTP test binaries: [`TestApp::spawn`] runs the real service (`dispatch::run`)
+//! on a loopback port with a temporary data directory and the bundled Huizhou region, and
+//! offers a client with the test tokens.
+
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
+
+use dispatch::config::{Config, Role, ServerConfig, TokenConfig};
+use dispatch::domain::{Event, TicketId};
+use dispatch::service::{Clock, Dispatcher};
+use dispatch::store::{Batch, Durability, EmbeddedStore, Recovered, Store, StoreError};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::Notify;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const AGENT: &str = "agent-token-for-tests-0001";
+pub const SUPERVISOR: &str = "supervisor-token-for-tests-0001";
+pub const ADMIN: &str = "admin-token-for-tests-0001";
+
+/// Where every test request has to be answered by.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The station whose own location the tests report from: 惠州供电所, urban.
+pub const STATION: &str = "441302-01";
+pub const STATION_LAT: f64 = 23.11147;
+pub const STATION_LON: f64 = 114.41523;
+
+pub fn region_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../geo-data/regions/huizhou")
+}
+
+pub fn tokens() -> Vec<TokenConfig> {
+    [
+        (AGENT, Role::Agent),
+        (SUPERVISOR, Role::Supervisor),
+        (ADMIN, Role::Admin),
+    ]
+    .into_iter()
+    .map(|(token, role)| TokenConfig {
+        token: token.into(),
+        role,
+        crew_id: None,
+    })
+    .collect()
+}
+
+pub fn client() -> Client {
+    Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// A fault report at `(lat, lon)`; `other` faults never merge, so each is its own job.
+pub fn report_at(lat: f64, lon: f64, category: &str) -> Value {
+    json!({
+        "caller": {"name": "李明", "phone": "13800001234"},
+        "location": {"lat": lat, "lon": lon},
+        "address": "惠城区 河南岸 1号",
+        "category": category,
+        "priority": "normal",
+        "important_customer": false,
+        "description": "no power since 10:00",
+    })
+}
+
+pub fn report() -> Value {
+    report_at(STATION_LAT, STATION_LON, "other")
+}
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    /// Holds the data directory; dropped last.
+    pub dir: TempDir,
+    /// Set for apps started with [`TestApp::spawn_with`].
+    pub dispatcher: Option<Arc<Dispatcher>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<Result<(), dispatch::ServeError>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_in(tempfile::tempdir().expect("a temporary directory")).await
+    }
+
+    fn config(dir: &TempDir) -> Config {
+        Config {
+            store: dispatch::config::StoreConfig {
+                path: dir.path().join("data"),
+                ..Default::default()
+            },
+            region: dispatch::config::RegionConfig { path: region_dir() },
+            tokens: tokens(),
+            ..Config::default()
+        }
+    }
+
+    /// Runs the service (`dispatch::run`) on the data directory of `dir`: a restart when it
+    /// was used before.
+    pub async fn spawn_in(dir: TempDir) -> Self {
+        let config = Self::config(&dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(dispatch::run(config, listener, async move {
+            let _ = signal.await;
+        }));
+        let app = Self {
+            addr,
+            client: client(),
+            dir,
+            dispatcher: None,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Runs the service on a store and clock of the test's choosing.
+    pub async fn spawn_with(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        server: ServerConfig,
+    ) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Self::config(&dir);
+        let dispatcher = Arc::new(
+            dispatch::recover(&config, store, clock)
+                .await
+                .expect("the service recovers"),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let serving = dispatcher.clone();
+        let server = tokio::spawn(async move {
+            dispatch::serve(serving, &server, listener, async move {
+                let _ = signal.await;
+            })
+            .await
+        });
+        let app = Self {
+            addr,
+            client: client(),
+            dir,
+            dispatcher: Some(dispatcher),
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Polls `/readyz` until it answers 200, for at most 30 s.
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.client.get(self.url("/readyz")).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the service did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Shuts down gracefully and returns the data directory for a restart.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let result = tokio::time::timeout(Duration::from_secs(30), server)
+                .await
+                .expect("the service stops within 30 s")
+                .expect("the server task does not panic");
+            result.expect("the service stops cleanly");
+        }
+        let TestApp { dir, .. } = self;
+        dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        send(self.request(Method::GET, path, Some(token))).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        send(self.request(Method::POST, path, Some(token)).json(&body)).await
+    }
+
+    pub async fn create(&self, body: Value) -> Value {
+        let (status, ticket) = self.post("/v1/tickets", AGENT, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        ticket
+    }
+
+    /// A fresh crew token for the crew of `ticket`.
+    pub async fn crew_token_of(&self, ticket: &Value) -> String {
+        let crew = ticket["crew_id"].as_str().expect("the ticket has a crew");
+        self.crew_token(crew).await
+    }
+
+    pub async fn crew_token(&self, crew: &str) -> String {
+        let (status, body) = self
+            .post("/v1/admin/crew-tokens", ADMIN, json!({"crew_id": crew}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// Takes a dispatched ticket through `steps` with its crew's token.
+    pub async fn walk(&self, ticket: &Value, crew_token: &str, steps: &[&str]) {
+        let id = ticket["id"].as_str().expect("an id");
+        for step in steps {
+            let body = match *step {
+                "return" => json!({"fault_class": "low_voltage", "cause": "blown fuse",
+                                   "ownership": "utility", "resolution": "fuse replaced"}),
+                "reject" => json!({"reason": "vehicle broke down"}),
+                "arrive" => json!({"location": {"lat": STATION_LAT, "lon": STATION_LON}}),
+                "restore" => json!({"cause": "blown fuse"}),
+                _ => json!({}),
+            };
+            let (status, answer) = self
+                .post(&format!("/v1/tickets/{id}/{step}"), crew_token, body)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{step}: {answer}");
+        }
+    }
+}
+
+/// Sends and decodes the JSON answer (`Value::Null` for an empty body).
+pub async fn send(request: RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.expect("the service answers");
+    let status = response.status();
+    let bytes = response.bytes().await.expect("a whole body");
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{status}: the body is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    (status, value)
+}
+
+/// Asserts the contract's error body and returns its code.
+pub fn error_code(status: StatusCode, body: &Value, expected: StatusCode) -> String {
+    assert_eq!(status, expected, "{body}");
+    let code = body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error.code in {body}"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "no error.message in {body}"
+    );
+    code.to_owned()
+}
+
+/// A store for tests of the layers above it: the in-memory embedded store, with faults on
+/// demand. `fail()` makes every later append fail as an fsync would; `stall()` holds the next
+/// appends until `release()`, telling `arrived` when one comes in.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: EmbeddedStore,
+    failing: AtomicBool,
+    stalled: AtomicBool,
+    pub arrived: Arc<Notify>,
+    released: Arc<Notify>,
+}
+
+impl FaultyStore {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: EmbeddedStore::in_memory().expect("an in-memory store"),
+            failing: AtomicBool::new(false),
+            stalled: AtomicBool::new(false),
+            arrived: Arc::new(Notify::new()),
+            released: Arc::new(Notify::new()),
+        })
+    }
+
+    pub fn fail(&self) {
+        self.failing.store(true, Ordering::SeqCst);
+    }
+
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    pub fn release(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+        self.released.notify_waiters();
+        self.released.notify_one();
+    }
+}
+
+impl Store for FaultyStore {
+    fn append(
+        &self,
+        batch: Batch,
+        durability: Durability,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        if self.failing.load(Ordering::SeqCst) {
+            return futures_util::future::ready(Err(StoreError::OutcomeUnknown(
+                "injected: fsync failed".into(),
+            )))
+            .boxed();
+        }
+        let appended = self.inner.append(batch, durability);
+        if !self.stalled.load(Ordering::SeqCst) {
+            return appended;
+        }
+        self.arrived.notify_one();
+        let released = self.released.clone();
+        async move {
+            released.notified().await;
+            appended.await
+        }
+        .boxed()
+    }
+
+    fn replay<'a>(
+        &'a self,
+        sink: &'a mut (dyn FnMut(Event) + Send),
+    ) -> BoxFuture<'a, Result<Recovered, StoreError>> {
+        self.inner.replay(sink)
+    }
+
+    fn timeline(&self, ticket: &TicketId) -> BoxFuture<'_, Result<Vec<Event>, StoreError>> {
+        self.inner.timeline(ticket)
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        if self.failing.load(Ordering::SeqCst) {
+            return futures_util::future::ready(Err(StoreError::Unavailable("injected".into())))
+                .boxed();
+        }
+        self.inner.ping()
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.inner.close()
+    }
+}
