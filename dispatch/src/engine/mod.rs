@@ -363,37 +363,36 @@ impl Engine {
 
     /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
     /// served. Tickets a free crew cannot serve (wrong skill, declined by it) stay waiting.
+    ///
+    /// Runs after every command, so it must cost nothing in a storm, when the queue holds
+    /// thousands of tickets and no crew is free: it returns before touching the queue then,
+    /// and otherwise walks it once, resuming after each dispatch (a ticket passed over stays
+    /// unservable, since the pool only shrinks during the walk).
     fn serve_queue(&mut self, now: Timestamp, events: &mut Vec<Event>) {
-        if self.queue.is_empty() {
-            return;
-        }
-        let waiting: Vec<TicketId> = self.queue.iter().cloned().collect();
-        for ticket in waiting {
-            if crate::domain::SkillSet::ALL_SKILLS
-                .iter()
-                .all(|&skill| self.pool.available(skill) == 0)
-            {
-                break;
+        let mut resume: Option<queue::QueueKey> = None;
+        loop {
+            let free = |skill| self.pool.available(skill) > 0;
+            if !crate::domain::SkillSet::ALL_SKILLS.into_iter().any(free) {
+                return;
             }
-            let Some(current) = self.tickets.get(&ticket) else {
-                continue;
+            let next = self.queue.after(resume.as_ref()).find_map(|key| {
+                let ticket = self.tickets.get(key.ticket())?;
+                if !free(ticket.report.category.required_skill()) {
+                    return None;
+                }
+                Some((key.clone(), self.choose_crew(ticket)?))
+            });
+            let Some((key, choice)) = next else {
+                return;
             };
-            if self
-                .pool
-                .available(current.report.category.required_skill())
-                == 0
-            {
-                continue;
-            }
-            if let Some(choice) = self.choose_crew(current) {
-                let kind = EventKind::Dispatched {
-                    ticket: ticket.clone(),
-                    crew: self.crews[choice.crew as usize].crew.id.clone(),
-                    eta_minutes: choice.eta_minutes,
-                    acknowledge_by: self.config.sla.acknowledge_by(now),
-                };
-                self.record(now, Actor::System, kind, events);
-            }
+            let kind = EventKind::Dispatched {
+                ticket: key.ticket().clone(),
+                crew: self.crews[choice.crew as usize].crew.id.clone(),
+                eta_minutes: choice.eta_minutes,
+                acknowledge_by: self.config.sla.acknowledge_by(now),
+            };
+            self.record(now, Actor::System, kind, events);
+            resume = Some(key);
         }
     }
 

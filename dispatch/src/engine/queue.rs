@@ -4,8 +4,9 @@
 use crate::domain::{Priority, Ticket, TicketId, Timestamp};
 use std::collections::BTreeSet;
 
+/// A waiting ticket's place in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueKey {
+pub struct QueueKey {
     not_emergency: bool,
     not_important: bool,
     /// Tickets with no arrival clock (customer-internal) come after every clocked one.
@@ -15,6 +16,10 @@ struct QueueKey {
 }
 
 impl QueueKey {
+    pub fn ticket(&self) -> &TicketId {
+        &self.ticket
+    }
+
     fn of(ticket: &Ticket) -> Self {
         Self {
             not_emergency: ticket.priority != Priority::Emergency,
@@ -48,8 +53,12 @@ impl DispatchQueue {
         self.keys.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+    /// Waiting tickets after `key` (from the head when `None`), in serving order, with their
+    /// places: a walk that can resume where it stopped.
+    pub fn after(&self, key: Option<&QueueKey>) -> impl Iterator<Item = &QueueKey> {
+        use std::ops::Bound;
+        let start = key.map_or(Bound::Unbounded, Bound::Excluded);
+        self.keys.range((start, Bound::Unbounded))
     }
 
     /// Waiting tickets in serving order.
