@@ -202,6 +202,11 @@ impl Engine {
         self.incidents.len()
     }
 
+    /// How many tickets wait for a crew, in O(1).
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Waiting tickets in the order they will be served.
     pub fn queued(&self) -> impl Iterator<Item = &TicketId> {
         self.queue.iter()

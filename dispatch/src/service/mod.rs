@@ -245,7 +245,7 @@ impl Dispatcher {
         for problem in problems.iter().take(20) {
             tracing::error!(problem, "state rebuilt from the store breaks an invariant");
         }
-        metrics::queued_tickets(inner.engine.queued().count());
+        metrics::queued_tickets(inner.engine.queue_len());
         tracing::info!(
             events = recovered.events,
             tickets = inner.engine.tickets().count(),
@@ -406,7 +406,7 @@ impl Dispatcher {
                     Durability::Durable,
                 );
                 metrics::ticket_created(ticket.state.as_str());
-                metrics::queued_tickets(inner.engine.queued().count());
+                metrics::queued_tickets(inner.engine.queue_len());
                 (ticket, false, commit)
             }
         };
@@ -471,7 +471,7 @@ impl Dispatcher {
                 },
                 Durability::Durable,
             );
-            metrics::queued_tickets(inner.engine.queued().count());
+            metrics::queued_tickets(inner.engine.queue_len());
             (ticket, commit)
         };
         Self::settled(commit).await?;
@@ -620,7 +620,7 @@ impl Dispatcher {
                 },
                 Durability::Durable,
             );
-            metrics::queued_tickets(inner.engine.queued().count());
+            metrics::queued_tickets(inner.engine.queue_len());
             commit
         };
         Self::settled(commit).await?;
@@ -782,7 +782,7 @@ impl Dispatcher {
                 }
             }
             if !commits.is_empty() {
-                metrics::queued_tickets(inner.engine.queued().count());
+                metrics::queued_tickets(inner.engine.queue_len());
             }
             commits
         };
