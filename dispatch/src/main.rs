@@ -8,6 +8,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+// glibc's malloc was a tenth of the service's CPU under load (many small strings and JSON
+// buffers per request); mimalloc serves that pattern with less work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     version,

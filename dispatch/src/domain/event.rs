@@ -124,6 +124,16 @@ impl EventKind {
         }
     }
 
+    /// Whether every number the event carries is finite. JSON has no NaN or infinity (they
+    /// become `null` and never read back), and a `LatLon` is finite by construction, so the
+    /// estimate is the one number to check.
+    pub fn numbers_are_finite(&self) -> bool {
+        match self {
+            EventKind::Dispatched { eta_minutes, .. } => eta_minutes.is_finite(),
+            _ => true,
+        }
+    }
+
     /// The snake_case name used on timelines and in metrics.
     pub fn name(&self) -> &'static str {
         match self {
