@@ -38,6 +38,12 @@ struct Args {
     scenarios: Vec<Scenario>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Internal: serve the HTTP floor on this port (the harness starts itself this way).
+    #[arg(long, hide = true)]
+    serve_floor: Option<u16>,
+    /// The service's log filter. `info` (the default, as deployed) logs every ticket.
+    #[arg(long, default_value = "info")]
+    log_filter: String,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -51,12 +57,15 @@ fn seconds(s: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(port) = args.serve_floor {
+        return floor::serve(port).await;
+    }
     let points = clients::report_points(&args.region, args.seed)
         .with_context(|| format!("reading region {}", args.region.display()))?;
     let crews = geo_data::region::load_crews(&args.region)?;
 
     let floor = floor::start().await?;
-    let service = service::start(&args.dispatch_bin, &args.region).await?;
+    let service = service::start(&args.dispatch_bin, &args.region, &args.log_filter).await?;
     let crew_tokens = service.mint_crew_tokens(&crews).await?;
 
     println!(

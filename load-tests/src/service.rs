@@ -22,7 +22,7 @@ fn token(seed: &str) -> String {
     format!("loadtest-{seed}-0123456789abcdef")
 }
 
-pub async fn start(binary: &Path, region: &Path) -> anyhow::Result<Service> {
+pub async fn start(binary: &Path, region: &Path, log_filter: &str) -> anyhow::Result<Service> {
     if !binary.exists() {
         bail!(
             "{} not found: build it first with `cargo build --release -p dispatch`",
@@ -43,6 +43,8 @@ kind = "embedded"
 path = "{data}"
 [region]
 path = "{region}"
+[log]
+filter = "{log_filter}"
 [[tokens]]
 token = "{agent}"
 role = "agent"
@@ -52,6 +54,7 @@ role = "admin"
 "#,
         data = data.path().join("store").display(),
         region = region.display(),
+        log_filter = log_filter,
     );
     let config_path = data.path().join("dispatch.toml");
     std::fs::write(&config_path, config)?;
@@ -59,7 +62,6 @@ role = "admin"
         .arg("serve")
         .arg("--config")
         .arg(&config_path)
-        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
