@@ -592,38 +592,11 @@ impl Dispatcher {
         crew: &CrewId,
         on_duty: bool,
     ) -> Result<(), ServiceError> {
-        let actor = who.actor().ok_or(ServiceError::Forbidden(
-            "this role cannot report for a crew",
-        ))?;
-        let commit = {
-            let mut inner = self.lock()?;
-            inner
-                .engine
-                .crew(crew)
-                .ok_or(ServiceError::NotFound("crew"))?;
-            Self::check_own_crew(who, crew)?;
-            self.writable()?;
-            let now = inner.now(self.clock.as_ref());
-            let events = inner.engine.handle(
-                Command::CrewDuty {
-                    crew: crew.clone(),
-                    on_duty,
-                },
-                actor,
-                now,
-            )?;
-            let commit = self.commit(
-                &mut inner,
-                Batch {
-                    events,
-                    ..Batch::default()
-                },
-                Durability::Durable,
-            );
-            metrics::queued_tickets(inner.engine.queue_len());
-            commit
+        let command = Command::CrewDuty {
+            crew: crew.clone(),
+            on_duty,
         };
-        Self::settled(commit).await?;
+        self.crew_report(who, crew, None, command).await?;
         tracing::info!(crew.id = %crew, on_duty, "crew duty");
         Ok(())
     }
@@ -636,6 +609,23 @@ impl Dispatcher {
         crew: &CrewId,
         location: LatLon,
         fix_at: Option<Timestamp>,
+    ) -> Result<(), ServiceError> {
+        let command = Command::CrewPosition {
+            crew: crew.clone(),
+            location,
+        };
+        self.crew_report(who, crew, fix_at, command).await
+    }
+
+    /// What a crew reports about itself (duty, position): checked to be its own, decided,
+    /// and committed. Position-only batches are `Lazy`; anything that also dispatches is
+    /// durable like any other decision.
+    async fn crew_report(
+        &self,
+        who: &Principal,
+        crew: &CrewId,
+        fix_at: Option<Timestamp>,
+        command: Command,
     ) -> Result<(), ServiceError> {
         let actor = who.actor().ok_or(ServiceError::Forbidden(
             "this role cannot report for a crew",
@@ -655,14 +645,7 @@ impl Dispatcher {
                 inner.last_fix.insert(crew.clone(), at);
             }
             let now = inner.now(self.clock.as_ref());
-            let events = inner.engine.handle(
-                Command::CrewPosition {
-                    crew: crew.clone(),
-                    location,
-                },
-                actor,
-                now,
-            )?;
+            let events = inner.engine.handle(command, actor, now)?;
             let only_positions = events
                 .iter()
                 .all(|e| matches!(e.kind, EventKind::CrewPosition { .. }));
@@ -671,14 +654,16 @@ impl Dispatcher {
             } else {
                 Durability::Durable
             };
-            self.commit(
+            let commit = self.commit(
                 &mut inner,
                 Batch {
                     events,
                     ..Batch::default()
                 },
                 durability,
-            )
+            );
+            metrics::queued_tickets(inner.engine.queue_len());
+            commit
         };
         Self::settled(commit).await
     }
