@@ -33,6 +33,10 @@ struct Args {
     /// Upper bound on requests per measurement, whatever the duration.
     #[arg(long, default_value_t = 200_000)]
     max_requests: u64,
+    /// How many times to alternate floor and service per measurement; the summary line gives
+    /// the median of the rounds' ratios, which is what to quote on a noisy machine.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    rounds: u32,
     /// Which measurements to run.
     #[arg(long, value_delimiter = ',', default_value = "create,ping")]
     scenarios: Vec<Scenario>,
@@ -86,28 +90,41 @@ async fn main() -> anyhow::Result<()> {
         max_requests: args.max_requests,
     };
     for scenario in &args.scenarios {
-        // The floor first, then the service, each with the same clients and limits.
-        let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
-        let measured = match scenario {
-            Scenario::Create => {
-                clients::run_create(
-                    &service.url,
-                    &service.agent_token,
-                    &crew_tokens,
-                    &limits,
-                    &points,
-                    args.seed,
-                )
-                .await?
+        let mut ratios = Vec::new();
+        for _ in 0..args.rounds {
+            // The floor, then the service, with the same clients and limits: each round's
+            // ratio compares two runs a few seconds apart.
+            let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
+            let measured = match scenario {
+                Scenario::Create => {
+                    clients::run_create(
+                        &service.url,
+                        &service.agent_token,
+                        &crew_tokens,
+                        &limits,
+                        &points,
+                        args.seed,
+                    )
+                    .await?
+                }
+                Scenario::Ping => {
+                    clients::run_ping(&service.url, &crew_tokens, &limits, &points, args.seed)
+                        .await?
+                }
+            };
+            print_row(scenario.name(), &measured, &baseline);
+            if let Some(acks) = &measured.secondary {
+                print_row("  of which crew acks", acks, &baseline);
             }
-            Scenario::Ping => {
-                clients::run_ping(&service.url, &crew_tokens, &limits, &points, args.seed).await?
-            }
-        };
-        print_row(scenario.name(), &measured, &baseline);
-        if let Some(acks) = &measured.secondary {
-            print_row("  of which crew acks", acks, &baseline);
+            ratios.push(measured.throughput() / baseline.throughput().max(f64::MIN_POSITIVE));
         }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "| **{} — median share of the floor over {} rounds** | | | | | | | | **{:.0} %** |",
+            scenario.name(),
+            ratios.len(),
+            100.0 * ratios[ratios.len() / 2]
+        );
     }
     service.stop().await?;
     Ok(())
