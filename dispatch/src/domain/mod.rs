@@ -19,7 +19,7 @@ pub use fault::{
 pub use geo_data::format::{AreaClass, Skill};
 pub use ids::{CrewId, IncidentId, StationId, TicketId};
 pub use location::{LatLon, LocationError};
-pub use sla::{Deadlines, SlaPolicy, SlaPolicyError};
+pub use sla::{Deadlines, SlaPolicy, SlaPolicyError, SlaStage};
 pub use station::Station;
 pub use ticket::{
     Caller, DeclineReason, FaultReport, Ticket, TicketCommand, TicketState, TransitionError,

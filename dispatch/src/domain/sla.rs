@@ -14,6 +14,13 @@ pub struct SlaPolicy {
     pub arrive_urban: u32,
     pub arrive_rural: u32,
     pub arrive_remote: u32,
+    /// From arrival to power restored, per area class (State Grid: 3 h urban, 4 h rural).
+    pub restore_urban: u32,
+    pub restore_rural: u32,
+    pub restore_remote: u32,
+    /// From restoration to the work order returned.
+    #[serde(rename = "return")]
+    pub return_order: u32,
 }
 
 impl Default for SlaPolicy {
@@ -23,6 +30,10 @@ impl Default for SlaPolicy {
             arrive_urban: 45,
             arrive_rural: 90,
             arrive_remote: 120,
+            restore_urban: 180,
+            restore_rural: 240,
+            restore_remote: 240,
+            return_order: 30,
         }
     }
 }
@@ -31,6 +42,38 @@ impl Default for SlaPolicy {
 pub enum SlaPolicyError {
     #[error("sla.{0} must be at least one minute")]
     Zero(&'static str),
+}
+
+/// The clocks a ticket runs against, each from a start event to a stop event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaStage {
+    /// Dispatch → the crew acknowledges.
+    Acknowledge,
+    /// Report → the crew is on site (none for customer-internal faults).
+    Arrive,
+    /// Arrival → power restored.
+    Restore,
+    /// Restoration → the work order is returned.
+    Return,
+}
+
+impl SlaStage {
+    pub const ALL: [SlaStage; 4] = [
+        SlaStage::Acknowledge,
+        SlaStage::Arrive,
+        SlaStage::Restore,
+        SlaStage::Return,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaStage::Acknowledge => "acknowledge",
+            SlaStage::Arrive => "arrive",
+            SlaStage::Restore => "restore",
+            SlaStage::Return => "return",
+        }
+    }
 }
 
 /// The deadlines that hold for a ticket now.
@@ -49,6 +92,10 @@ impl SlaPolicy {
             ("arrive_urban", self.arrive_urban),
             ("arrive_rural", self.arrive_rural),
             ("arrive_remote", self.arrive_remote),
+            ("restore_urban", self.restore_urban),
+            ("restore_rural", self.restore_rural),
+            ("restore_remote", self.restore_remote),
+            ("return", self.return_order),
         ] {
             if minutes == 0 {
                 return Err(SlaPolicyError::Zero(name));
@@ -62,6 +109,35 @@ impl SlaPolicy {
             AreaClass::Urban => self.arrive_urban,
             AreaClass::Rural => self.arrive_rural,
             AreaClass::Remote => self.arrive_remote,
+        }
+    }
+
+    /// The limit of `stage` for a ticket, in minutes; `None` when the stage has no clock for
+    /// it (customer-internal faults have no arrival commitment). `priority` is part of the
+    /// question because limits may differ by priority; today they do not.
+    pub fn limit_minutes(
+        &self,
+        stage: SlaStage,
+        class: AreaClass,
+        category: FaultCategory,
+        _priority: super::Priority,
+    ) -> Option<u32> {
+        let by_class = |urban, rural, remote| match class {
+            AreaClass::Urban => urban,
+            AreaClass::Rural => rural,
+            AreaClass::Remote => remote,
+        };
+        match stage {
+            SlaStage::Acknowledge => Some(self.acknowledge),
+            SlaStage::Arrive => category
+                .has_arrival_clock()
+                .then(|| self.arrive_minutes(class)),
+            SlaStage::Restore => Some(by_class(
+                self.restore_urban,
+                self.restore_rural,
+                self.restore_remote,
+            )),
+            SlaStage::Return => Some(self.return_order),
         }
     }
 
