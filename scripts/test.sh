@@ -18,7 +18,7 @@ apt_install_missing() {
         apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
 }
-apt_install_missing redis-server:redis-server
+apt_install_missing redis-server:redis-server promtool:prometheus
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
