@@ -1,5 +1,6 @@
 //! The service's configuration: a TOML file (the contract's `[server] [store] [region] [sla]
-//! [[tokens]]`, plus optional `[engine]` tunables and `[log]`), overridable by `DISPATCH_*`
+//! [[tokens]]`, plus optional `[engine]` tunables, `[reliability]` and `[etr]` for the
+//! reports, and `[log]`), overridable by `DISPATCH_*`
 //! environment variables, typed and validated once at start so that a bad value stops the
 //! service with a message naming it instead of surfacing at the first request.
 //!
@@ -7,6 +8,7 @@
 
 use crate::domain::SlaPolicy;
 use crate::engine::EngineConfig;
+use crate::reports::{EtrConfig, ReliabilityConfig};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,10 @@ pub struct Config {
     pub sla: SlaPolicy,
     /// Dispatch tunables; their SLA limits come from `[sla]`, never from here.
     pub engine: EngineConfig,
+    /// How incidents become customers interrupted in the reliability indices.
+    pub reliability: ReliabilityConfig,
+    /// Repair-duration priors for the estimated time of restoration.
+    pub etr: EtrConfig,
     pub log: LogConfig,
     pub tokens: Vec<TokenConfig>,
 }
@@ -243,6 +249,12 @@ impl Config {
             return invalid("server.max_in_flight must be at least 1".into());
         }
         self.engine_config()
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.reliability
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.etr
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut seen = std::collections::HashSet::new();
@@ -466,6 +478,74 @@ mod tests {
             error_of("[[tokens]]\ntoken = \"agent-token-0123456789\"\nrole = \"boss\"")
                 .contains("boss")
         );
+    }
+
+    #[test]
+    fn the_report_sections_are_optional_strict_and_checked() {
+        let config = Config::from_toml(
+            "[reliability]\nmomentary_minutes = 3\n[reliability.customers_per_incident]\n\
+             area_outage = 200\n[etr]\nmin_samples = 5\n[etr.prior_repair_minutes]\nline_down = 240",
+        )
+        .unwrap();
+        assert_eq!(config.reliability.momentary_minutes, 3);
+        assert_eq!(
+            config
+                .reliability
+                .customers_for(crate::domain::FaultCategory::AreaOutage),
+            Some(200)
+        );
+        assert_eq!(
+            config
+                .etr
+                .prior_minutes(crate::domain::FaultCategory::LineDown),
+            240
+        );
+        assert!(error_of("[reliability]\nmomentary = 3").contains("momentary"));
+        assert!(error_of("[reliability.customers_per_incident]\nmeter = 2").contains("meter"));
+        assert!(
+            error_of("[reliability.customers_per_incident]\nno_power = 0").contains("no_power")
+        );
+        assert!(error_of("[etr.prior_repair_minutes]\nsparks = 2").contains("sparks"));
+        assert!(error_of("[etr]\nmin_samples = 0").contains("min_samples"));
+    }
+
+    #[test]
+    fn sla_warnings_and_emergency_limits_are_read_and_checked() {
+        use crate::domain::{AreaClass, FaultCategory, Priority, SlaStage, WarnLevel};
+        let config = Config::from_toml(
+            "[sla]\nacknowledge = 5\narrive_urban = 45\nwarn_at = [0.8, 0.5, 0.9]\n\
+             [sla.emergency]\narrive_urban = 30\n[sla.warnings]\nacknowledge = [0.6]\nreturn = []",
+        )
+        .unwrap();
+        let sla = config.engine_config().sla;
+        let levels = |stage| {
+            sla.warn_levels(stage)
+                .iter()
+                .map(WarnLevel::permille)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(levels(SlaStage::Arrive), [500, 800, 900]);
+        assert_eq!(levels(SlaStage::Acknowledge), [600]);
+        assert!(levels(SlaStage::Return).is_empty());
+        let arrive = |priority| {
+            sla.limit_minutes(
+                SlaStage::Arrive,
+                AreaClass::Urban,
+                FaultCategory::NoPower,
+                priority,
+            )
+        };
+        assert_eq!(arrive(Priority::Normal), Some(45));
+        assert_eq!(arrive(Priority::Emergency), Some(30));
+        // Refused at start, each naming what is wrong.
+        assert!(error_of("[sla.warnings]\narival = [0.5]").contains("arival"));
+        assert!(error_of("[sla.emergency]\narrive_city = 3").contains("arrive_city"));
+        assert!(error_of("[sla]\narrive_urban = -5").contains("arrive_urban"));
+        assert!(error_of("[sla.emergency]\nrestore_rural = 0").contains("emergency.restore_rural"));
+        for bad in ["[1.0]", "[0]", "[-0.2]", "[1.5]"] {
+            let error = error_of(&format!("[sla]\nwarn_at = {bad}"));
+            assert!(error.contains("strictly between 0 and 1"), "{bad}: {error}");
+        }
     }
 
     #[test]

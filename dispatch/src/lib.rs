@@ -14,6 +14,7 @@ pub mod engine;
 pub mod geo;
 pub mod metrics;
 pub mod region;
+pub mod reports;
 pub mod service;
 pub mod store;
 

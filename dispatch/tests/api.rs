@@ -1064,8 +1064,9 @@ mod store_and_deadlines {
         let first = ticket["crew_id"].as_str().unwrap().to_owned();
 
         clock.advance_minutes(5);
-        // The background driver checks every second; calling it here makes the test
-        // independent of that timing (whichever runs first expires the deadline).
+        // The background driver sleeps on real time until the deadline it computed from this
+        // clock; calling it here makes the test independent of that timing (whichever runs
+        // first fires the deadlines, once).
         app.dispatcher
             .as_ref()
             .unwrap()
@@ -1078,12 +1079,29 @@ mod store_and_deadlines {
             .await;
         assert_eq!(after["state"], "dispatched");
         assert_ne!(after["crew_id"], first.as_str());
+        // The acknowledgement clock warned at 50 % and 80 % and breached before the timeout
+        // sent the job on.
         assert_eq!(
             events(&after),
-            ["reported", "dispatched", "declined", "dispatched"]
+            [
+                "reported",
+                "dispatched",
+                "sla_warning",
+                "sla_warning",
+                "sla_breached",
+                "declined",
+                "dispatched"
+            ]
         );
-        assert_eq!(after["timeline"][2]["reason"], "acknowledge_timeout");
-        assert_eq!(after["timeline"][2]["actor"], "system");
+        let timeline = &after["timeline"];
+        assert_eq!(timeline[2]["stage"], "acknowledge");
+        assert_eq!(timeline[2]["level"], 0.5);
+        assert_eq!(timeline[3]["level"], 0.8);
+        assert_eq!(timeline[4]["stage"], "acknowledge");
+        assert!(timeline[4].get("level").is_none());
+        assert_eq!(timeline[4]["actor"], "system");
+        assert_eq!(timeline[5]["reason"], "acknowledge_timeout");
+        assert_eq!(timeline[5]["actor"], "system");
         let (_, crews) = app.get("/v1/crews", SUPERVISOR).await;
         let missed = crews["items"]
             .as_array()

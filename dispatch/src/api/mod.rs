@@ -8,6 +8,7 @@ mod crews;
 pub mod error;
 mod extract;
 mod ops;
+pub mod reports;
 mod tickets;
 pub mod wire;
 
@@ -118,6 +119,8 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crews::duty))
         .routes(routes!(crews::list))
         .routes(routes!(crews::stations))
+        .routes(routes!(reports::sla_summary))
+        .routes(routes!(reports::reliability))
         .routes(routes!(admin::mint_crew_token))
 }
 

@@ -432,7 +432,8 @@ pub struct TimelineEntry {
     #[schema(format = DateTime)]
     pub at: String,
     /// `reported`, `merged`, `queued`, `dispatched`, `declined`, `acknowledged`, `departed`,
-    /// `arrived`, `restored`, `returned`, `closed` or `cancelled`.
+    /// `arrived`, `restored`, `returned`, `closed`, `cancelled`, `sla_warning` or
+    /// `sla_breached`.
     pub event: String,
     /// `system`, `agent`, `supervisor` or `crew:<crew id>`.
     pub actor: String,
@@ -444,6 +445,12 @@ pub struct TimelineEntry {
     pub eta_minutes: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// On `sla_warning` and `sla_breached`: `acknowledge`, `arrive`, `restore` or `return`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// On `sla_warning`: the fraction of the stage's limit that has run, e.g. 0.8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<f64>,
 }
 
 fn actor_name(actor: &Actor) -> String {
@@ -465,6 +472,8 @@ impl From<&Event> for TimelineEntry {
             incident_id: None,
             eta_minutes: None,
             reason: None,
+            stage: None,
+            level: None,
         };
         match &event.kind {
             EventKind::Reported { incident, .. } | EventKind::Merged { incident, .. } => {
@@ -492,6 +501,11 @@ impl From<&Event> for TimelineEntry {
                 entry.crew_id = crew.as_ref().map(ToString::to_string);
                 entry.reason = Some(reason.clone());
             }
+            EventKind::SlaWarning { stage, level, .. } => {
+                entry.stage = Some(stage.as_str().to_owned());
+                entry.level = Some(level.fraction());
+            }
+            EventKind::SlaBreached { stage, .. } => entry.stage = Some(stage.as_str().to_owned()),
             EventKind::Queued { .. }
             | EventKind::Closed { .. }
             | EventKind::CrewDuty { .. }

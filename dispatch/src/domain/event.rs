@@ -2,8 +2,8 @@
 //! them, a ticket's timeline is its events, and replaying them rebuilds the engine's state.
 
 use super::{
-    AreaClass, Callback, CrewId, DeclineReason, FaultReport, IncidentId, LatLon, StationId,
-    TicketId, Timestamp, WorkOrderReturn,
+    AreaClass, Callback, CrewId, DeclineReason, FaultReport, IncidentId, LatLon, SlaStage,
+    StationId, TicketId, Timestamp, WarnLevel, WorkOrderReturn,
 };
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +94,18 @@ pub enum EventKind {
         crew: Option<CrewId>,
         reason: String,
     },
+    /// `stage` has run `level` of its limit (a fraction): a warning before the breach. At most
+    /// once per ticket, stage and level.
+    SlaWarning {
+        ticket: TicketId,
+        stage: SlaStage,
+        level: WarnLevel,
+    },
+    /// `stage` ran past its limit. At most once per ticket and stage.
+    SlaBreached {
+        ticket: TicketId,
+        stage: SlaStage,
+    },
     CrewDuty {
         crew: CrewId,
         on_duty: bool,
@@ -119,7 +131,9 @@ impl EventKind {
             | EventKind::Restored { ticket, .. }
             | EventKind::Returned { ticket, .. }
             | EventKind::Closed { ticket, .. }
-            | EventKind::Cancelled { ticket, .. } => Some(ticket),
+            | EventKind::Cancelled { ticket, .. }
+            | EventKind::SlaWarning { ticket, .. }
+            | EventKind::SlaBreached { ticket, .. } => Some(ticket),
             EventKind::CrewDuty { .. } | EventKind::CrewPosition { .. } => None,
         }
     }
@@ -149,6 +163,8 @@ impl EventKind {
             EventKind::Returned { .. } => "returned",
             EventKind::Closed { .. } => "closed",
             EventKind::Cancelled { .. } => "cancelled",
+            EventKind::SlaWarning { .. } => "sla_warning",
+            EventKind::SlaBreached { .. } => "sla_breached",
             EventKind::CrewDuty { .. } => "crew_duty",
             EventKind::CrewPosition { .. } => "crew_position",
         }
@@ -174,5 +190,30 @@ mod tests {
         assert_eq!(json["actor"]["role"], "crew");
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn sla_events_carry_stage_and_level_as_a_fraction() {
+        let event = Event {
+            at: Timestamp::from_millis(42),
+            actor: Actor::System,
+            kind: EventKind::SlaWarning {
+                ticket: TicketId::new("T1"),
+                stage: SlaStage::Arrive,
+                level: WarnLevel::from_fraction(0.8).unwrap(),
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "sla_warning");
+        assert_eq!(json["stage"], "arrive");
+        assert_eq!(json["level"], 0.8);
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+        let breach = serde_json::json!({
+            "at": 1, "actor": {"role": "system"}, "event": "sla_breached",
+            "ticket": "T1", "stage": "return"
+        });
+        let back: Event = serde_json::from_value(breach).unwrap();
+        assert_eq!(back.kind.name(), "sla_breached");
     }
 }

@@ -19,7 +19,10 @@ pub use fault::{
 pub use geo_data::format::{AreaClass, Skill};
 pub use ids::{CrewId, IncidentId, StationId, TicketId};
 pub use location::{LatLon, LocationError};
-pub use sla::{Deadlines, SlaPolicy, SlaPolicyError, SlaStage};
+pub use sla::{
+    Checkpoint, CheckpointKind, Deadlines, LimitOverrides, SlaPolicy, SlaPolicyError, SlaStage,
+    StageWarnings, WarnLevel, WarnLevels, WarnLevelsError,
+};
 pub use station::Station;
 pub use ticket::{
     Caller, DeclineReason, FaultReport, Ticket, TicketCommand, TicketState, TransitionError,

@@ -433,7 +433,10 @@ impl Ticket {
                 self.deadlines.acknowledge_by = None;
                 self.cancel_reason = Some(reason.clone());
             }
+            // The engine keeps the SLA checkpoints; a ticket's state does not change with them.
             EventKind::Reported { .. }
+            | EventKind::SlaWarning { .. }
+            | EventKind::SlaBreached { .. }
             | EventKind::CrewDuty { .. }
             | EventKind::CrewPosition { .. } => {}
         }

@@ -18,9 +18,15 @@
 //! 7. **Queue order**: waiting tickets are served emergency first, then important customers,
 //!    then earliest arrival deadline, whenever a crew becomes free.
 //! 8. **Replay**: applying the emitted events to an engine built from the same region gives
-//!    the same state.
+//!    the same state, pending SLA checkpoints included.
+//! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
+//!    `now` (warnings and breaches of the stages a ticket is in, acknowledgement timeouts),
+//!    never one before it is due, and a warning or breach at most once per ticket, stage and
+//!    level; a stage that stops (the crew arrives in time) drops its pending checkpoints.
+//!    [`Engine::next_deadline`] says when the next one is due, so a driver can sleep till then.
 
 mod config;
+mod deadlines;
 mod incidents;
 pub mod matching;
 mod queue;
@@ -33,12 +39,13 @@ pub use incidents::Incident;
 pub use matching::Choice;
 
 use crate::domain::{
-    Actor, Crew, CrewId, CrewStatus, DeclineReason, Event, EventKind, FaultReport, IncidentId,
-    LatLon, Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
-    TransitionError,
+    Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, DeclineReason, Event, EventKind,
+    FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, Ticket, TicketCommand, TicketId,
+    TicketState, Timestamp, TransitionError,
 };
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
 use crate::region::Region;
+use deadlines::DeadlineBook;
 use incidents::IncidentBook;
 use queue::DispatchQueue;
 use std::collections::{BTreeMap, HashMap};
@@ -64,6 +71,11 @@ pub enum Command {
         crew: CrewId,
         location: LatLon,
     },
+    /// Records every SLA checkpoint due at `now`: `sla_warning` and `sla_breached` events,
+    /// and acknowledgement timeouts (the job goes to the next crew). Issued by the deadline
+    /// driver when [`Engine::next_deadline`] has come; never fails, and does nothing when
+    /// nothing is due.
+    FireDeadlines,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -107,6 +119,8 @@ pub struct Engine {
     tickets: BTreeMap<TicketId, Ticket>,
     incidents: IncidentBook,
     queue: DispatchQueue,
+    /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
+    deadlines: DeadlineBook,
 }
 
 impl Engine {
@@ -136,6 +150,7 @@ impl Engine {
             tickets: BTreeMap::new(),
             incidents: IncidentBook::default(),
             queue: DispatchQueue::default(),
+            deadlines: DeadlineBook::default(),
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
@@ -218,10 +233,32 @@ impl Engine {
         match self.tickets.get(ticket) {
             Some(t) if t.state.is_final() => {
                 self.tickets.remove(ticket);
+                self.deadlines.close(ticket);
                 true
             }
             _ => false,
         }
+    }
+
+    /// When the next pending SLA checkpoint of any open ticket is due: the instant to run
+    /// [`Command::FireDeadlines`] at. `None` when no clock runs.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.deadlines.next().map(|c| c.at)
+    }
+
+    /// The pending checkpoints of one ticket, in no particular order.
+    pub fn pending_checkpoints(&self, ticket: &TicketId) -> &[Checkpoint] {
+        self.deadlines.pending(ticket)
+    }
+
+    /// Whether a warning or breach of `ticket` has been recorded (open tickets only).
+    pub fn checkpoint_fired(
+        &self,
+        ticket: &TicketId,
+        stage: SlaStage,
+        kind: CheckpointKind,
+    ) -> bool {
+        self.deadlines.has_fired(ticket, stage, kind)
     }
 
     /// Decides a command and applies its events. On error nothing has changed.
@@ -270,9 +307,58 @@ impl Engine {
                     &mut events,
                 );
             }
+            Command::FireDeadlines => self.fire_deadlines(now, &mut events),
         }
         self.serve_queue(now, &mut events);
         Ok(events)
+    }
+
+    /// Records every checkpoint due at `now`, earliest first (ties in the book's total
+    /// order, so a live run and a replay agree).
+    fn fire_deadlines(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        while let Some(due) = self.deadlines.first_due(now) {
+            let kind = match due.kind {
+                CheckpointKind::Warning(level) => Some(EventKind::SlaWarning {
+                    ticket: due.ticket.clone(),
+                    stage: due.stage,
+                    level,
+                }),
+                CheckpointKind::Breach => Some(EventKind::SlaBreached {
+                    ticket: due.ticket.clone(),
+                    stage: due.stage,
+                }),
+                // The ticket's own rule decides; the book arms a timeout only while it holds,
+                // so a refusal here would be a bookkeeping slip, and is dropped below.
+                CheckpointKind::AcknowledgeTimeout => self.tickets.get(&due.ticket).and_then(|t| {
+                    t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::System, now)
+                        .ok()
+                }),
+            };
+            if let Some(kind) = kind {
+                let redispatch = matches!(kind, EventKind::Declined { .. });
+                self.record(now, Actor::System, kind, events);
+                if redispatch {
+                    self.dispatch_or_queue(&due.ticket, now, events);
+                }
+            }
+            // Applying the event disarmed it; dropping it again makes sure the loop ends even
+            // if it did not.
+            self.deadlines.remove(&due);
+        }
+    }
+
+    /// The acknowledgement deadline of a dispatch to `ticket` made at `now`.
+    fn acknowledge_by(&self, ticket: &Ticket, now: Timestamp) -> Timestamp {
+        self.config
+            .sla
+            .due(
+                SlaStage::Acknowledge,
+                now,
+                ticket.area_class,
+                ticket.report.category,
+                ticket.priority,
+            )
+            .unwrap_or_else(|| self.config.sla.acknowledge_by(now))
     }
 
     fn crew_for(&self, crew: &CrewId, actor: &Actor) -> Result<u32, EngineError> {
@@ -299,7 +385,13 @@ impl Engine {
         }
         let station = &self.stations[self.areas.locate(report.location)?.station()];
         let area_class = station.area_class;
-        let arrive_by = self.config.sla.arrive_by(now, report.category, area_class);
+        let arrive_by = self.config.sla.due(
+            SlaStage::Arrive,
+            now,
+            area_class,
+            report.category,
+            report.effective_priority(),
+        );
         let repeat_of = report.category.merge_group().and_then(|group| {
             let window = self.config.merge_window_minutes;
             let window_start =
@@ -354,7 +446,7 @@ impl Engine {
                 ticket: ticket.clone(),
                 crew: self.crews[choice.crew as usize].crew.id.clone(),
                 eta_minutes: choice.eta_minutes,
-                acknowledge_by: self.config.sla.acknowledge_by(now),
+                acknowledge_by: self.acknowledge_by(current, now),
             },
             None if self.queue.contains(current) => return,
             // A declined ticket is out of the queue until this event puts it back, so its
@@ -390,11 +482,18 @@ impl Engine {
             let Some((key, choice)) = next else {
                 return;
             };
+            let Some(acknowledge_by) = self
+                .tickets
+                .get(key.ticket())
+                .map(|t| self.acknowledge_by(t, now))
+            else {
+                return;
+            };
             let kind = EventKind::Dispatched {
                 ticket: key.ticket().clone(),
                 crew: self.crews[choice.crew as usize].crew.id.clone(),
                 eta_minutes: choice.eta_minutes,
-                acknowledge_by: self.config.sla.acknowledge_by(now),
+                acknowledge_by,
             };
             self.record(now, Actor::System, kind, events);
             resume = Some(key);
@@ -537,6 +636,89 @@ impl Engine {
                     self.set_crew_status(crew, CrewStatus::Available);
                 }
             }
+            // Checkpoints only: see `track_sla`.
+            EventKind::SlaWarning { .. } | EventKind::SlaBreached { .. } => {}
+        }
+        self.track_sla(event);
+    }
+
+    /// Keeps the SLA checkpoints in step with a ticket's stages: a start event arms a stage's
+    /// warnings and breach, a stop event drops those still pending, a recorded warning or
+    /// breach is marked fired. Limits come from the events where they carry them (arrival,
+    /// acknowledgement) and from the policy otherwise (restoration, return).
+    fn track_sla(&mut self, event: &Event) {
+        let Some(ticket) = event.kind.ticket() else {
+            return;
+        };
+        let Some(t) = self.tickets.get(ticket) else {
+            return;
+        };
+        let (class, category, priority) = (t.area_class, t.report.category, t.priority);
+        let ticket = ticket.clone();
+        let sla = self.config.sla;
+        let due = |stage| sla.due(stage, event.at, class, category, priority);
+        match &event.kind {
+            EventKind::Reported {
+                arrive_by: Some(limit),
+                ..
+            } => self.arm_stage(&ticket, SlaStage::Arrive, event.at, *limit),
+            EventKind::Dispatched { acknowledge_by, .. } => {
+                self.arm_stage(&ticket, SlaStage::Acknowledge, event.at, *acknowledge_by);
+                self.deadlines.arm(Checkpoint {
+                    at: *acknowledge_by,
+                    ticket,
+                    stage: SlaStage::Acknowledge,
+                    kind: CheckpointKind::AcknowledgeTimeout,
+                });
+            }
+            EventKind::Declined { .. } | EventKind::Acknowledged { .. } => {
+                self.deadlines.disarm(&ticket, SlaStage::Acknowledge);
+            }
+            EventKind::Arrived { .. } => {
+                self.deadlines.disarm(&ticket, SlaStage::Arrive);
+                if let Some(limit) = due(SlaStage::Restore) {
+                    self.arm_stage(&ticket, SlaStage::Restore, event.at, limit);
+                }
+            }
+            EventKind::Restored { .. } => {
+                self.deadlines.disarm(&ticket, SlaStage::Restore);
+                if let Some(limit) = due(SlaStage::Return) {
+                    self.arm_stage(&ticket, SlaStage::Return, event.at, limit);
+                }
+            }
+            EventKind::Returned { .. } => self.deadlines.disarm(&ticket, SlaStage::Return),
+            // A merged ticket runs on its incident's master; a finished one on nothing.
+            EventKind::Merged { .. } | EventKind::Closed { .. } | EventKind::Cancelled { .. } => {
+                self.deadlines.close(&ticket)
+            }
+            EventKind::SlaWarning { stage, level, .. } => {
+                self.deadlines
+                    .fired(&ticket, *stage, CheckpointKind::Warning(*level));
+            }
+            EventKind::SlaBreached { stage, .. } => {
+                self.deadlines
+                    .fired(&ticket, *stage, CheckpointKind::Breach);
+            }
+            _ => {}
+        }
+    }
+
+    /// Arms the warnings and the breach of a stage running from `start` to `limit`.
+    fn arm_stage(
+        &mut self,
+        ticket: &TicketId,
+        stage: SlaStage,
+        start: Timestamp,
+        limit: Timestamp,
+    ) {
+        let checkpoints: Vec<_> = self.config.sla.checkpoints(stage, start, limit).collect();
+        for (at, kind) in checkpoints {
+            self.deadlines.arm(Checkpoint {
+                at,
+                ticket: ticket.clone(),
+                stage,
+                kind,
+            });
         }
     }
 
@@ -633,6 +815,7 @@ impl Engine {
             }
         }
         let mut queued = 0;
+        let mut armed = 0;
         for ticket in self.tickets.values() {
             if ticket.state.holds_crew() {
                 match ticket.crew.as_ref().and_then(|c| self.crew(c)) {
@@ -645,6 +828,28 @@ impl Engine {
                     )),
                 }
             }
+            let pending = self.deadlines.pending(&ticket.id);
+            if ticket.state.is_final() && !pending.is_empty() {
+                problems.push(format!(
+                    "ticket {} is {} with clocks running",
+                    ticket.id, ticket.state
+                ));
+            }
+            let timeouts: Vec<_> = pending
+                .iter()
+                .filter(|c| c.kind == CheckpointKind::AcknowledgeTimeout)
+                .map(|c| c.at)
+                .collect();
+            let want = (ticket.state == TicketState::Dispatched)
+                .then_some(ticket.deadlines.acknowledge_by)
+                .flatten();
+            if timeouts != want.into_iter().collect::<Vec<_>>() {
+                problems.push(format!(
+                    "ticket {} is {} (ack by {want:?}) with acknowledgement timeouts at {timeouts:?}",
+                    ticket.id, ticket.state
+                ));
+            }
+            armed += pending.len();
             if ticket.state == TicketState::Queued {
                 queued += 1;
                 if !self.queue.contains(ticket) {
@@ -654,6 +859,12 @@ impl Engine {
                     ));
                 }
             }
+        }
+        if armed != self.deadlines.len() || !self.deadlines.consistent() {
+            problems.push(format!(
+                "{} checkpoints pending, {armed} of them for known tickets",
+                self.deadlines.len()
+            ));
         }
         if queued != self.queue.len() {
             problems.push(format!(

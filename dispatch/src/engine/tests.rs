@@ -7,6 +7,7 @@ use crate::domain::{
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
+use std::collections::HashSet;
 
 const ROWS: usize = 3;
 const COLS: usize = 3;
@@ -359,6 +360,183 @@ fn a_location_outside_every_area_is_refused_and_changes_nothing() {
     assert!(engine.crews().all(Crew::is_available));
 }
 
+// ---- Deadlines ------------------------------------------------------------------------------
+
+fn fire(engine: &mut Engine, at: i64) -> Vec<String> {
+    engine
+        .handle(Command::FireDeadlines, Actor::System, minutes(at))
+        .unwrap()
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::SlaWarning { stage, level, .. } => {
+                format!("warning:{}:{}", stage.as_str(), level.permille())
+            }
+            EventKind::SlaBreached { stage, .. } => format!("breach:{}", stage.as_str()),
+            other => other.name().to_owned(),
+        })
+        .collect()
+}
+
+fn one_ticket(engine: &mut Engine, category: FaultCategory) -> (TicketId, i64) {
+    let station = engine.stations()[0].clone();
+    let id = TicketId::new("T1");
+    engine
+        .handle(
+            Command::Report {
+                ticket: id.clone(),
+                report: report(category, station.location),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    let arrive = engine
+        .config()
+        .sla
+        .limit_minutes(
+            SlaStage::Arrive,
+            station.area_class,
+            category,
+            Priority::Normal,
+        )
+        .map_or(0, i64::from);
+    (id, arrive)
+}
+
+fn step_as_crew(engine: &mut Engine, id: &TicketId, command: TicketCommand, at: i64) {
+    let crew = engine.ticket(id).unwrap().crew.clone().unwrap();
+    engine
+        .handle(
+            Command::Ticket {
+                ticket: id.clone(),
+                command,
+            },
+            Actor::Crew(crew),
+            minutes(at),
+        )
+        .unwrap();
+}
+
+#[test]
+fn checkpoints_fire_when_due_in_order_and_once() {
+    let mut engine = engine_with(6, 3);
+    let (id, arrive) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    // Acknowledged: the arrival clock's 50 % warning is next.
+    assert_eq!(
+        engine.next_deadline(),
+        Some(Timestamp::from_millis(arrive * 30_000))
+    );
+    assert!(fire(&mut engine, 1).is_empty(), "nothing is due yet");
+    assert_eq!(fire(&mut engine, arrive / 2), ["warning:arrive:500"]);
+    assert!(fire(&mut engine, arrive / 2).is_empty(), "fired once");
+    assert_eq!(
+        fire(&mut engine, arrive * 10),
+        ["warning:arrive:800", "breach:arrive"]
+    );
+    assert!(fire(&mut engine, arrive * 20).is_empty());
+    assert_eq!(engine.next_deadline(), None);
+    assert!(engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
+}
+
+#[test]
+fn a_stage_that_stops_in_time_drops_its_checkpoints() {
+    let mut engine = engine_with(6, 3);
+    let (id, _) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    step_as_crew(&mut engine, &id, TicketCommand::Depart, 2);
+    step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Arrive { location: None },
+        3,
+    );
+    let stages: HashSet<_> = engine
+        .pending_checkpoints(&id)
+        .iter()
+        .map(|c| c.stage)
+        .collect();
+    assert_eq!(stages, HashSet::from([SlaStage::Restore]));
+    // Restoration: 3 h urban, 4 h otherwise; at 2 h only its 50 % warning has come.
+    assert_eq!(fire(&mut engine, 3 + 120), ["warning:restore:500"]);
+    step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Restore { cause: None },
+        124,
+    );
+    step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Return(WorkOrderReturn {
+            fault_class: FaultClass::LowVoltage,
+            cause: "fuse".into(),
+            ownership: Ownership::Utility,
+            resolution: None,
+        }),
+        125,
+    );
+    assert_eq!(engine.next_deadline(), None);
+    assert!(fire(&mut engine, 10_000).is_empty());
+}
+
+#[test]
+fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
+    let mut engine = engine_with(6, 3);
+    let (id, _) = one_ticket(&mut engine, FaultCategory::NoPower);
+    let first = engine.ticket(&id).unwrap().crew.clone().unwrap();
+    assert_eq!(
+        fire(&mut engine, 5),
+        [
+            "warning:acknowledge:500",
+            "warning:acknowledge:800",
+            "breach:acknowledge",
+            "declined",
+            "dispatched"
+        ]
+    );
+    assert_eq!(
+        engine.crew(&first).unwrap().status,
+        CrewStatus::Unresponsive
+    );
+    // The next crew's timeout acts too, but the ticket's warnings and breach were recorded.
+    assert_eq!(fire(&mut engine, 10), ["declined", "dispatched"]);
+    assert!(engine.audit().is_empty());
+}
+
+#[test]
+fn customer_internal_faults_have_no_arrival_clock() {
+    let mut engine = engine_with(6, 3);
+    let (id, arrive) = one_ticket(&mut engine, FaultCategory::CustomerInternal);
+    assert_eq!(arrive, 0);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    assert_eq!(engine.next_deadline(), None);
+}
+
+#[test]
+fn emergencies_take_their_own_limits() {
+    let mut config = EngineConfig::default();
+    config.sla.emergency.arrive_urban = Some(20);
+    config.sla.emergency.arrive_rural = Some(20);
+    config.sla.emergency.arrive_remote = Some(20);
+    let mut engine = Engine::new(config, synthetic::grid(ROWS, COLS, CELL_KM, 6, 3)).unwrap();
+    let station = engine.stations()[0].clone();
+    let mut r = report(FaultCategory::NoPower, station.location);
+    r.priority = Priority::Emergency;
+    engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("E"),
+                report: r,
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    let t = engine.ticket(&TicketId::new("E")).unwrap();
+    assert_eq!(t.deadlines.arrive_by, Some(minutes(20)));
+}
+
 // ---- Random command sequences -------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -394,6 +572,10 @@ enum Step {
     Move {
         crew: usize,
     },
+    /// Time passes by `minutes` and the deadline driver runs.
+    Tick {
+        minutes: u16,
+    },
 }
 
 fn step() -> impl Strategy<Value = (Step, u8)> {
@@ -408,6 +590,7 @@ fn step() -> impl Strategy<Value = (Step, u8)> {
         1 => (0..64usize).prop_map(|n| Step::Timeout { n }),
         1 => (0..32usize, prop::bool::weighted(0.7)).prop_map(|(crew, on)| Step::Duty { crew, on }),
         1 => (0..32usize).prop_map(|crew| Step::Move { crew }),
+        3 => prop_oneof![0u16..10, 0u16..300].prop_map(|minutes| Step::Tick { minutes }),
     ];
     (s, 0u8..8)
 }
@@ -574,6 +757,10 @@ impl Run {
                     Actor::Crew(crew),
                 )
             }
+            Step::Tick { minutes } => {
+                self.now += i64::from(*minutes);
+                (Command::FireDeadlines, Actor::System)
+            }
             Step::Move { crew } => {
                 let crew = crews[crew % crews.len()].clone();
                 let location = synthetic::random_point(&mut self.rng, ROWS, COLS, CELL_KM);
@@ -592,8 +779,8 @@ impl Run {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    /// Properties 1–4 and 6–8 over random sequences of reports, crew actions, timeouts,
-    /// duty changes and moves.
+    /// Properties 1–4 and 6–9 over random sequences of reports, crew actions, timeouts,
+    /// duty changes, moves and deadline ticks.
     #[test]
     fn random_operations_keep_every_property(
         steps in prop::collection::vec(step(), 1..80),
@@ -603,6 +790,7 @@ proptest! {
         let mut run = Run::new(crews, seed);
         // Replays the log up to each decision, to check each choice against the reference.
         let mut shadow = engine_with(crews, seed);
+        let mut fired = HashSet::new();
         for (step, minutes_passed) in steps {
             run.now += i64::from(minutes_passed);
             let Some((command, actor)) = run.command(&step) else { continue };
@@ -620,6 +808,26 @@ proptest! {
                                 prop_assert!(!t.declined_by.contains(crew));
                                 // 3, 4: the reference's choice.
                                 prop_assert_eq!(Some(crew.clone()), brute_force_choice(&shadow, &t));
+                            }
+                            EventKind::SlaWarning { ticket, stage, .. }
+                            | EventKind::SlaBreached { ticket, stage } => {
+                                // 9: once per ticket, stage and level; never before due, and
+                                // only while the stage runs.
+                                let level = match &event.kind {
+                                    EventKind::SlaWarning { level, .. } => Some(*level),
+                                    _ => None,
+                                };
+                                prop_assert!(
+                                    fired.insert((ticket.clone(), *stage, level)),
+                                    "{ticket} {stage:?} {level:?} fired twice"
+                                );
+                                let t = shadow.ticket(ticket).unwrap();
+                                let (start, limit) = stage_clock(&shadow, t, *stage);
+                                prop_assert!(start.is_some() && limit.is_some(), "{stage:?} fired on {} ({})", ticket, t.state);
+                                if let (Some(start), Some(limit)) = (start, limit) {
+                                    let due = level.map_or(limit, |l| l.instant(start, limit));
+                                    prop_assert!(event.at >= due, "{stage:?} {level:?} fired at {:?}, due {due:?}", event.at);
+                                }
                             }
                             EventKind::Declined { ticket, crew, .. } => {
                                 // 6: the next event re-dispatches the ticket to another crew
@@ -675,6 +883,18 @@ proptest! {
         let crews_replayed: Vec<&Crew> = shadow.crews().collect();
         prop_assert_eq!(crews_now, crews_replayed);
         prop_assert_eq!(run.engine.queued().collect::<Vec<_>>(), shadow.queued().collect::<Vec<_>>());
+        // 8, 9: and the same pending checkpoints.
+        prop_assert_eq!(run.engine.next_deadline(), shadow.next_deadline());
+        for id in &run.ids {
+            let mut a = run.engine.pending_checkpoints(id).to_vec();
+            let mut b = shadow.pending_checkpoints(id).to_vec();
+            a.sort();
+            b.sort();
+            prop_assert_eq!(a, b);
+        }
+        // 9: after a tick nothing due is left pending.
+        run.engine.handle(Command::FireDeadlines, Actor::System, minutes(run.now)).unwrap();
+        prop_assert!(run.engine.next_deadline().is_none_or(|at| at > minutes(run.now)));
     }
 
     /// 5: the same commands on engines whose crews were loaded in another order give the
@@ -701,5 +921,27 @@ proptest! {
             let eb = b.handle(command, Actor::Agent, minutes(i as i64));
             prop_assert_eq!(ea, eb);
         }
+    }
+}
+
+/// The start and limit of `stage` for `t` as it stands, from the ticket alone (independent
+/// of the engine's checkpoint book); `None`s when the stage is not running.
+fn stage_clock(
+    engine: &Engine,
+    t: &Ticket,
+    stage: SlaStage,
+) -> (Option<Timestamp>, Option<Timestamp>) {
+    let sla = &engine.config().sla;
+    let due = |start: Timestamp| sla.due(stage, start, t.area_class, t.report.category, t.priority);
+    match (stage, t.state) {
+        (SlaStage::Acknowledge, TicketState::Dispatched) => {
+            (t.dispatched_at, t.deadlines.acknowledge_by)
+        }
+        (SlaStage::Arrive, s) if s.progress() < TicketState::OnSite.progress() => {
+            (Some(t.reported_at), t.deadlines.arrive_by)
+        }
+        (SlaStage::Restore, TicketState::OnSite) => (t.arrived_at, t.arrived_at.and_then(due)),
+        (SlaStage::Return, TicketState::Restored) => (t.restored_at, t.restored_at.and_then(due)),
+        _ => (None, None),
     }
 }

@@ -59,11 +59,13 @@ pub enum Action {
     ReportForCrew,
     ListStations,
     ListCrews,
+    /// SLA summary and reliability indices.
+    ReadReports,
     MintCrewToken,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Action::CreateTicket,
         Action::ListTickets,
         Action::ReadTicket,
@@ -74,6 +76,7 @@ impl Action {
         Action::ReportForCrew,
         Action::ListStations,
         Action::ListCrews,
+        Action::ReadReports,
         Action::MintCrewToken,
     ];
 }
@@ -90,7 +93,9 @@ pub fn permits(role: Role, action: Action) -> bool {
         A::CloseTicket => role == R::Agent,
         A::CrewStep | A::ReportForCrew => role == R::Crew,
         A::ReadCrewJobs => matches!(role, R::Crew | R::Supervisor | R::Admin),
-        A::ListStations | A::ListCrews => matches!(role, R::Supervisor | R::Admin),
+        A::ListStations | A::ListCrews | A::ReadReports => {
+            matches!(role, R::Supervisor | R::Admin)
+        }
         A::MintCrewToken => role == R::Admin,
     }
 }
@@ -211,6 +216,7 @@ mod tests {
         assert_eq!(allowed(Action::CloseTicket), vec![Agent]);
         assert_eq!(allowed(Action::CrewStep), vec![Crew]);
         assert_eq!(allowed(Action::ListCrews), vec![Supervisor, Admin]);
+        assert_eq!(allowed(Action::ReadReports), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
         // Every action is open to someone.
         for action in Action::ALL {

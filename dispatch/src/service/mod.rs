@@ -17,6 +17,15 @@
 //! A read waits for the latest durable commit that was enqueued before it (its "horizon"),
 //! so nothing is shown that a crash could take back. The wait is usually nil.
 //!
+//! # Deadlines
+//! The engine knows every pending SLA checkpoint and when the next is due
+//! ([`Engine::next_deadline`]). [`Dispatcher::drive_deadlines`] sleeps until then (or until
+//! a write arms an earlier one and wakes it through a [`Notify`]), then runs
+//! [`Command::FireDeadlines`] under the lock and commits its events durably like any
+//! decision: warnings, breaches and acknowledgement timeouts with their re-dispatches. After
+//! a restart the replayed engine knows which checkpoints fired already, so those that came
+//! due while the service was down fire at once, and once.
+//!
 //! # Crew positions
 //! Position pings are written `Lazy`: answered once the store has them, not once on disk. A
 //! ping lost in a crash is harmless (the next one replaces it), and syncing each one would
@@ -25,6 +34,7 @@
 
 pub mod auth;
 mod clock;
+mod reports;
 #[cfg(test)]
 mod tests;
 
@@ -32,23 +42,25 @@ pub use auth::{Action, Principal, TokenBook, permits};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::domain::{
-    Actor, Crew, CrewId, Event, EventKind, FaultReport, LatLon, Station, StationId, Ticket,
-    TicketCommand, TicketId, TicketState, Timestamp,
+    Actor, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon, Station, StationId,
+    Ticket, TicketCommand, TicketId, TicketState, Timestamp,
 };
 use crate::engine::{Command, Engine, EngineError};
 use crate::metrics;
 use crate::store::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-/// How often acknowledgement deadlines are checked. A deadline is minutes long; a second late
-/// is within its precision.
-const DEADLINE_TICK: Duration = Duration::from_secs(1);
+/// The longest the deadline driver sleeps without looking at the clock again. It sleeps on
+/// the monotonic clock while deadlines are wall-clock instants, so a stepped wall clock (NTP)
+/// is noticed within this; it is not a polling tick (nothing is decided unless a deadline
+/// is due).
+const MAX_DEADLINE_SLEEP: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -158,9 +170,10 @@ impl Health {
 struct Inner {
     engine: Engine,
     idempotency: HashMap<String, IdempotencyRecord>,
-    /// Dispatches by acknowledgement deadline, earliest first. Entries whose ticket has
-    /// moved on are dropped when they come up.
-    acknowledge_deadlines: BinaryHeap<Reverse<(Timestamp, TicketId)>>,
+    /// The deadline the driver sleeps until (`None`: no deadline, it waits to be woken). A
+    /// write that arms an earlier one wakes it. Starts at the earliest instant, so nothing
+    /// wakes the driver before it has looked for itself.
+    driver_until: Option<Timestamp>,
     /// Time of the latest event: `now` never goes back, so timelines stay in order even if
     /// the wall clock steps back.
     last_now: Timestamp,
@@ -179,16 +192,31 @@ impl Inner {
 
     fn note(&mut self, event: &Event) {
         self.last_now = self.last_now.max(event.at);
-        if let EventKind::Dispatched {
-            ticket,
-            acknowledge_by,
-            ..
-        } = &event.kind
-        {
-            self.acknowledge_deadlines
-                .push(Reverse((*acknowledge_by, ticket.clone())));
-        }
     }
+
+    /// True when the engine's next deadline is earlier than the one the driver sleeps for:
+    /// the driver must be woken (and is then taken to sleep for the new one).
+    fn deadline_moved_up(&mut self) -> bool {
+        let next = self.engine.next_deadline();
+        let earlier = match (next, self.driver_until) {
+            (Some(next), Some(until)) => next < until,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if earlier {
+            self.driver_until = next;
+        }
+        earlier
+    }
+}
+
+/// What one run of the deadline driver recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FiredDeadlines {
+    pub warnings: usize,
+    pub breaches: usize,
+    /// Dispatches whose acknowledgement deadline passed (the job went to the next crew).
+    pub timeouts: usize,
 }
 
 #[derive(Debug)]
@@ -199,6 +227,11 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     health: Arc<Health>,
     options: DispatcherOptions,
+    /// Wakes the deadline driver when a write arms a deadline earlier than its sleep.
+    deadline_moved: Notify,
+    /// The longest the driver sleeps before reading the clock again (`MAX_DEADLINE_SLEEP`;
+    /// tests lengthen it to show that the wake-up alone brings an earlier deadline forward).
+    deadline_recheck: Duration,
 }
 
 impl Dispatcher {
@@ -214,7 +247,7 @@ impl Dispatcher {
         let mut inner = Inner {
             engine,
             idempotency: HashMap::new(),
-            acknowledge_deadlines: BinaryHeap::new(),
+            driver_until: Some(Timestamp::from_millis(i64::MIN)),
             last_now: Timestamp::from_millis(0),
             horizon: committed(),
             last_fix: HashMap::new(),
@@ -227,14 +260,6 @@ impl Dispatcher {
             };
             store.replay(&mut sink).await?
         };
-        // Deadlines only of the dispatches still waiting, not of every one in the log.
-        let waiting: Vec<_> = inner
-            .engine
-            .tickets()
-            .filter(|t| t.state == TicketState::Dispatched)
-            .filter_map(|t| Some(Reverse((t.deadlines.acknowledge_by?, t.id.clone()))))
-            .collect();
-        inner.acknowledge_deadlines.extend(waiting);
         for record in recovered.idempotency {
             inner.idempotency.insert(record.key.clone(), record);
         }
@@ -249,6 +274,7 @@ impl Dispatcher {
         tracing::info!(
             events = recovered.events,
             tickets = inner.engine.tickets().count(),
+            next_deadline_ms = inner.engine.next_deadline().map(|t| t.as_millis()),
             idempotency_keys = inner.idempotency.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovered from the store"
@@ -260,6 +286,8 @@ impl Dispatcher {
             clock,
             health: Arc::default(),
             options,
+            deadline_moved: Notify::new(),
+            deadline_recheck: MAX_DEADLINE_SLEEP,
         })
     }
 
@@ -306,6 +334,10 @@ impl Dispatcher {
         for event in &batch.events {
             metrics::event(event.kind.name());
             inner.note(event);
+        }
+        if inner.deadline_moved_up() {
+            // A stored permit if the driver is not waiting yet: the wake-up is never lost.
+            self.deadline_moved.notify_one();
         }
         let appended = self.store.append(batch, durability);
         let health = self.health.clone();
@@ -714,78 +746,119 @@ impl Dispatcher {
         Ok(token)
     }
 
-    /// Sends every dispatch whose acknowledgement deadline has passed to the next best crew
-    /// (or the queue). Returns how many expired.
-    pub async fn expire_acknowledgements(&self) -> Result<usize, ServiceError> {
-        let commits = {
+    /// Records every SLA checkpoint due now ([`Command::FireDeadlines`]): warnings,
+    /// breaches, and acknowledgement timeouts whose jobs go to the next crew (or the queue).
+    /// Answers once the events are on disk.
+    pub async fn fire_deadlines(&self) -> Result<FiredDeadlines, ServiceError> {
+        let mut fired = FiredDeadlines::default();
+        let commit = {
             let mut inner = self.lock()?;
             if self.health.is_failed() {
-                return Ok(0);
+                return Ok(fired);
             }
             let now = inner.now(self.clock.as_ref());
-            let mut due = Vec::new();
-            while let Some(Reverse((at, _))) = inner.acknowledge_deadlines.peek()
-                && *at <= now
-            {
-                if let Some(Reverse(entry)) = inner.acknowledge_deadlines.pop() {
-                    due.push(entry);
-                }
+            if inner.engine.next_deadline().is_none_or(|at| at > now) {
+                return Ok(fired);
             }
-            let mut commits = Vec::new();
-            for (at, ticket) in due {
-                let still_waiting = inner.engine.ticket(&ticket).is_some_and(|t| {
-                    t.state == TicketState::Dispatched && t.deadlines.acknowledge_by == Some(at)
-                });
-                if !still_waiting {
-                    continue;
-                }
-                let crew = inner.engine.ticket(&ticket).and_then(|t| t.crew.clone());
-                match inner.engine.handle(
-                    Command::Ticket {
-                        ticket: ticket.clone(),
-                        command: TicketCommand::AcknowledgeTimeout,
-                    },
-                    Actor::System,
-                    now,
-                ) {
-                    Ok(events) => {
+            let events = inner
+                .engine
+                .handle(Command::FireDeadlines, Actor::System, now)?;
+            for event in &events {
+                match &event.kind {
+                    EventKind::SlaWarning {
+                        ticket,
+                        stage,
+                        level,
+                    } => {
+                        fired.warnings += 1;
+                        tracing::info!(
+                            ticket.id = %ticket,
+                            stage = stage.as_str(),
+                            level = level.fraction(),
+                            "SLA warning"
+                        );
+                    }
+                    EventKind::SlaBreached { ticket, stage } => {
+                        fired.breaches += 1;
+                        tracing::warn!(ticket.id = %ticket, stage = stage.as_str(), "SLA breached");
+                    }
+                    EventKind::Declined {
+                        ticket,
+                        crew,
+                        reason: DeclineReason::AcknowledgeTimeout,
+                    } => {
+                        fired.timeouts += 1;
                         metrics::acknowledge_timeout();
                         tracing::warn!(
                             ticket.id = %ticket,
-                            crew.id = crew.as_ref().map(|c| c.as_str()),
+                            crew.id = %crew,
                             "acknowledgement deadline passed: the job goes to the next crew"
                         );
-                        let batch = Batch {
-                            events,
-                            ..Batch::default()
-                        };
-                        commits.push(self.commit(&mut inner, batch, Durability::Durable));
                     }
-                    Err(error) => {
-                        tracing::warn!(ticket.id = %ticket, %error, "acknowledgement timeout refused");
-                    }
+                    _ => {}
                 }
             }
-            if !commits.is_empty() {
-                metrics::queued_tickets(inner.engine.queue_len());
+            if events.is_empty() {
+                return Ok(fired);
             }
-            commits
+            let commit = self.commit(
+                &mut inner,
+                Batch {
+                    events,
+                    ..Batch::default()
+                },
+                Durability::Durable,
+            );
+            metrics::queued_tickets(inner.engine.queue_len());
+            commit
         };
-        let expired = commits.len();
-        for commit in commits {
-            Self::settled(commit).await?;
-        }
-        Ok(expired)
+        Self::settled(commit).await?;
+        Ok(fired)
     }
 
-    /// Checks acknowledgement deadlines every second until the task is aborted.
+    /// Fires what is due and returns how many acknowledgement deadlines expired (their jobs
+    /// went to the next crew or the queue).
+    pub async fn expire_acknowledgements(&self) -> Result<usize, ServiceError> {
+        Ok(self.fire_deadlines().await?.timeouts)
+    }
+
+    /// When the next SLA checkpoint is due, if any clock runs.
+    pub fn next_deadline(&self) -> Result<Option<Timestamp>, ServiceError> {
+        Ok(self.lock()?.engine.next_deadline())
+    }
+
+    /// Sleeps until the next deadline, fires what is due, and again, until the task is
+    /// aborted. A write that arms an earlier deadline wakes it. It stops once the dispatcher
+    /// has failed: nothing can be written until a restart, which fires what is overdue.
     pub async fn drive_deadlines(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(DEADLINE_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tick.tick().await;
-            if let Err(error) = self.expire_acknowledgements().await {
-                tracing::warn!(%error, "expiring acknowledgement deadlines failed");
+            let wait = {
+                let Ok(mut inner) = self.lock() else {
+                    return;
+                };
+                let next = inner.engine.next_deadline();
+                inner.driver_until = next;
+                // `inner.now` without moving it: the clock is read, not an event recorded.
+                let now = inner.last_now.max(self.clock.now());
+                next.map(|at| at.since(now))
+            };
+            if self.health.is_failed() {
+                tracing::warn!("the deadline driver stops: the dispatcher has failed");
+                return;
+            }
+            match wait {
+                Some(wait) if wait.is_zero() => {
+                    if let Err(error) = self.fire_deadlines().await {
+                        tracing::warn!(%error, "firing deadlines failed");
+                    }
+                }
+                Some(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait.min(self.deadline_recheck)) => {}
+                        () = self.deadline_moved.notified() => {}
+                    }
+                }
+                None => self.deadline_moved.notified().await,
             }
         }
     }

@@ -2,7 +2,9 @@
 //! happens when the store fails. The HTTP suite in `tests/api.rs` covers the rest.
 
 use super::*;
-use crate::domain::{Caller, FaultCategory, Priority};
+use crate::domain::{
+    Caller, CrewStatus, FaultCategory, FaultClass, Ownership, Priority, SlaStage, WorkOrderReturn,
+};
 use crate::engine::{EngineConfig, synthetic};
 use crate::store::{EmbeddedStore, Recovered};
 use futures_util::future::BoxFuture;
@@ -78,7 +80,12 @@ async fn an_unacknowledged_job_goes_to_the_next_crew_at_its_deadline() {
     assert_eq!(after.ticket.state, TicketState::Dispatched);
     let second = after.ticket.crew.clone().unwrap();
     assert_ne!(second, first);
-    let names: Vec<_> = after.timeline.iter().map(|e| e.kind.name()).collect();
+    let names: Vec<_> = after
+        .timeline
+        .iter()
+        .map(|e| e.kind.name())
+        .filter(|n| !n.starts_with("sla_"))
+        .collect();
     assert_eq!(
         names,
         ["reported", "dispatched", "declined", "dispatched"],
@@ -310,4 +317,440 @@ async fn late_position_fixes_are_dropped() {
         .find(|c| c.id == crew.id)
         .unwrap();
     assert_eq!(now.position, here);
+}
+
+/// A store that keeps everything in memory and answers at once on the caller's thread. Under
+/// paused tokio time the runtime advances the clock whenever it is idle; with no writer
+/// thread to wait for, it is idle only when the test itself waits, so deadlines fire exactly
+/// when the test moves time.
+#[derive(Debug, Default)]
+struct SyncStore {
+    log: std::sync::Mutex<(Vec<Event>, Vec<IdempotencyRecord>, Vec<CrewTokenRecord>)>,
+}
+
+impl Store for SyncStore {
+    fn append(
+        &self,
+        batch: Batch,
+        _durability: Durability,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let mut log = self.log.lock().unwrap();
+        log.0.extend(batch.events);
+        log.1.extend(batch.idempotency);
+        log.2.extend(batch.crew_token);
+        futures_util::future::ready(Ok(())).boxed()
+    }
+
+    fn replay<'a>(
+        &'a self,
+        sink: &'a mut (dyn FnMut(Event) + Send),
+    ) -> BoxFuture<'a, Result<Recovered, StoreError>> {
+        let (events, idempotency, crew_tokens) = self.log.lock().unwrap().clone();
+        let count = events.len() as u64;
+        for event in events {
+            sink(event);
+        }
+        futures_util::future::ready(Ok(Recovered {
+            events: count,
+            idempotency,
+            crew_tokens,
+        }))
+        .boxed()
+    }
+
+    fn timeline(&self, ticket: &TicketId) -> BoxFuture<'_, Result<Vec<Event>, StoreError>> {
+        let events = self
+            .log
+            .lock()
+            .unwrap()
+            .0
+            .iter()
+            .filter(|e| e.kind.ticket() == Some(ticket))
+            .cloned()
+            .collect();
+        futures_util::future::ready(Ok(events)).boxed()
+    }
+
+    fn ping(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        futures_util::future::ready(Ok(())).boxed()
+    }
+
+    fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        futures_util::future::ready(Ok(())).boxed()
+    }
+}
+
+/// A dispatcher on `store` with its deadline driver running.
+async fn driven(
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+) -> (Arc<Dispatcher>, FaultReport, tokio::task::JoinHandle<()>) {
+    let (dispatcher, report) = dispatcher(store, clock, 4).await;
+    let dispatcher = Arc::new(dispatcher);
+    let driver = tokio::spawn(dispatcher.clone().drive_deadlines());
+    settle().await;
+    (dispatcher, report, driver)
+}
+
+/// Lets every task that can run, run: under paused time a sleep returns only once the
+/// runtime is idle (the driver asleep again).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+}
+
+/// Moves the service's clock and tokio's paused clock together, then lets the driver act.
+async fn pass(clock: &ManualClock, minutes: i64) {
+    clock.advance_minutes(minutes);
+    tokio::time::advance(Duration::from_secs(minutes as u64 * 60)).await;
+    settle().await;
+}
+
+/// The SLA events of a timeline as `name:stage[:level‰]`.
+fn sla_marks(timeline: &[Event]) -> Vec<String> {
+    timeline
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SlaWarning { stage, level, .. } => {
+                Some(format!("warning:{}:{}", stage.as_str(), level.permille()))
+            }
+            EventKind::SlaBreached { stage, .. } => Some(format!("breach:{}", stage.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn assert_no_repeats(marks: &[String]) {
+    let mut seen = std::collections::HashSet::new();
+    for mark in marks {
+        assert!(seen.insert(mark), "{mark} fired twice in {marks:?}");
+    }
+}
+
+async fn timeline(dispatcher: &Dispatcher, id: &TicketId) -> TicketWithTimeline {
+    dispatcher.ticket(&Principal::Agent, id).await.unwrap()
+}
+
+async fn walk(dispatcher: &Dispatcher, id: &TicketId, steps: Vec<TicketCommand>) {
+    let crew = timeline(dispatcher, id).await.ticket.crew.unwrap();
+    for step in steps {
+        dispatcher
+            .ticket_step(&Principal::Crew(crew.clone()), id, step)
+            .await
+            .unwrap();
+    }
+}
+
+fn order() -> WorkOrderReturn {
+    WorkOrderReturn {
+        fault_class: FaultClass::LowVoltage,
+        cause: "fuse".into(),
+        ownership: Ownership::Utility,
+        resolution: None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_driver_sends_a_missed_job_to_the_next_crew_without_being_called() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, report, _driver) = driven(Arc::new(SyncStore::default()), clock.clone()).await;
+    let created = dispatcher
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap();
+    let first = created.ticket.crew.clone().unwrap();
+    assert_eq!(
+        dispatcher.next_deadline().unwrap(),
+        Some(Timestamp::from_millis(T0.as_millis() + 150_000)),
+        "the first checkpoint is the acknowledgement's 50 % warning"
+    );
+
+    pass(&clock, 3).await;
+    let early = timeline(&dispatcher, &created.ticket.id).await;
+    assert_eq!(sla_marks(&early.timeline), ["warning:acknowledge:500"]);
+    assert_eq!(early.ticket.crew.as_ref(), Some(&first));
+
+    pass(&clock, 2).await;
+    let after = timeline(&dispatcher, &created.ticket.id).await;
+    assert_eq!(after.ticket.state, TicketState::Dispatched);
+    assert_ne!(after.ticket.crew.as_ref(), Some(&first));
+    let names: Vec<_> = after.timeline.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "reported",
+            "dispatched",
+            "sla_warning",
+            "sla_warning",
+            "sla_breached",
+            "declined",
+            "dispatched"
+        ],
+    );
+    let crews = dispatcher.crews().await.unwrap();
+    let late = crews.iter().find(|c| c.id == first).unwrap();
+    assert_eq!(late.status, CrewStatus::Unresponsive);
+    // The second crew's clock started at the re-dispatch; its timeout acts again, but the
+    // ticket's acknowledgement warnings and breach were recorded once.
+    pass(&clock, 5).await;
+    let again = timeline(&dispatcher, &created.ticket.id).await;
+    let declines = again
+        .timeline
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Declined { .. }))
+        .count();
+    assert_eq!(declines, 2);
+    assert_no_repeats(&sla_marks(&again.timeline));
+}
+
+/// Acknowledged at once, departed, then left: the arrival clock warns and breaches; after
+/// a late arrival the restoration clock does.
+async fn a_late_job(steps: &[i64]) -> Vec<String> {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, report, _driver) = driven(Arc::new(SyncStore::default()), clock.clone()).await;
+    let id = dispatcher
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    walk(
+        &dispatcher,
+        &id,
+        vec![TicketCommand::Acknowledge, TicketCommand::Depart],
+    )
+    .await;
+    for &minutes in steps {
+        pass(&clock, minutes).await;
+    }
+    walk(
+        &dispatcher,
+        &id,
+        vec![TicketCommand::Arrive { location: None }],
+    )
+    .await;
+    for &minutes in steps {
+        pass(&clock, minutes * 2).await;
+    }
+    sla_marks(&timeline(&dispatcher, &id).await.timeline)
+}
+
+#[tokio::test(start_paused = true)]
+async fn warnings_and_breaches_fire_once_whether_time_jumps_or_creeps() {
+    let jump = a_late_job(&[150]).await;
+    let creep = a_late_job(&[1; 150]).await;
+    assert_eq!(jump, creep);
+    assert_eq!(
+        jump,
+        [
+            "warning:arrive:500",
+            "warning:arrive:800",
+            "breach:arrive",
+            "warning:restore:500",
+            "warning:restore:800",
+            "breach:restore"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_arrival_in_time_drops_the_pending_arrival_checkpoints() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, report, _driver) = driven(Arc::new(SyncStore::default()), clock.clone()).await;
+    let id = dispatcher
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    walk(
+        &dispatcher,
+        &id,
+        vec![
+            TicketCommand::Acknowledge,
+            TicketCommand::Depart,
+            TicketCommand::Arrive { location: None },
+        ],
+    )
+    .await;
+    {
+        let inner = dispatcher.inner.lock().unwrap();
+        let stages: Vec<_> = inner
+            .engine
+            .pending_checkpoints(&id)
+            .iter()
+            .map(|c| c.stage)
+            .collect();
+        assert!(stages.iter().all(|s| *s == SlaStage::Restore), "{stages:?}");
+        assert_eq!(stages.len(), 3);
+    }
+    walk(
+        &dispatcher,
+        &id,
+        vec![
+            TicketCommand::Restore { cause: None },
+            TicketCommand::Return(order()),
+        ],
+    )
+    .await;
+    assert_eq!(dispatcher.next_deadline().unwrap(), None);
+    pass(&clock, 24 * 60).await;
+    assert!(sla_marks(&timeline(&dispatcher, &id).await.timeline).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadlines_passed_while_down_fire_once_after_a_restart() {
+    let store: Arc<dyn Store> = Arc::new(SyncStore::default());
+    let clock = Arc::new(ManualClock::new(T0));
+    let (first, report, driver) = driven(store.clone(), clock.clone()).await;
+    let created = first
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap();
+    let missed = created.ticket.crew.clone().unwrap();
+    pass(&clock, 3).await;
+    assert_eq!(
+        sla_marks(&timeline(&first, &created.ticket.id).await.timeline),
+        ["warning:acknowledge:500"]
+    );
+    driver.abort();
+    drop(first);
+
+    // Down for three hours: every arrival checkpoint and the acknowledgement timeout passed.
+    clock.advance_minutes(180);
+    let (second, _, driver) = driven(store.clone(), clock.clone()).await;
+    let after = timeline(&second, &created.ticket.id).await;
+    let marks = sla_marks(&after.timeline);
+    assert_eq!(
+        marks,
+        [
+            "warning:acknowledge:500",
+            "warning:acknowledge:800",
+            "breach:acknowledge",
+            "warning:arrive:500",
+            "warning:arrive:800",
+            "breach:arrive"
+        ]
+    );
+    assert_eq!(after.ticket.state, TicketState::Dispatched);
+    assert_ne!(after.ticket.crew.as_ref(), Some(&missed));
+    let crews = second.crews().await.unwrap();
+    let late = crews.iter().find(|c| c.id == missed).unwrap();
+    assert_eq!(late.status, CrewStatus::Unresponsive);
+    driver.abort();
+    drop(second);
+
+    // Another restart at once: what fired is known, nothing fires again.
+    let (third, _, _driver) = driven(store, clock).await;
+    assert_eq!(
+        third.fire_deadlines().await.unwrap(),
+        FiredDeadlines::default()
+    );
+    let again = timeline(&third, &created.ticket.id).await;
+    assert_eq!(sla_marks(&again.timeline), marks);
+    assert_eq!(again.timeline.len(), after.timeline.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_tickets_go_by_priority_when_a_crew_comes_on_duty_or_returns_an_order() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, normal, _) = driven(Arc::new(SyncStore::default()), clock.clone()).await;
+    let skill = normal.category.required_skill();
+    let crews = dispatcher.crews().await.unwrap();
+    for crew in &crews {
+        dispatcher
+            .crew_duty(&Principal::Supervisor, &crew.id, false)
+            .await
+            .unwrap();
+    }
+    let first = dispatcher
+        .create_ticket(&Principal::Agent, normal.clone(), None)
+        .await
+        .unwrap()
+        .ticket;
+    clock.advance_minutes(1);
+    let emergency = FaultReport {
+        priority: Priority::Emergency,
+        ..normal
+    };
+    let second = dispatcher
+        .create_ticket(&Principal::Agent, emergency, None)
+        .await
+        .unwrap()
+        .ticket;
+    assert_eq!(first.state, TicketState::Queued);
+    assert_eq!(second.state, TicketState::Queued);
+
+    let crew = crews
+        .iter()
+        .find(|c| c.skills.contains(skill))
+        .expect("a crew with the skill");
+    dispatcher
+        .crew_duty(&Principal::Supervisor, &crew.id, true)
+        .await
+        .unwrap();
+    let served = timeline(&dispatcher, &second.id).await.ticket;
+    assert_eq!(
+        served.state,
+        TicketState::Dispatched,
+        "the emergency goes first"
+    );
+    assert_eq!(served.crew.as_ref(), Some(&crew.id));
+    assert_eq!(
+        timeline(&dispatcher, &first.id).await.ticket.state,
+        TicketState::Queued
+    );
+
+    walk(
+        &dispatcher,
+        &second.id,
+        vec![
+            TicketCommand::Acknowledge,
+            TicketCommand::Depart,
+            TicketCommand::Arrive { location: None },
+            TicketCommand::Restore { cause: None },
+            TicketCommand::Return(order()),
+        ],
+    )
+    .await;
+    let next = timeline(&dispatcher, &first.id).await.ticket;
+    assert_eq!(
+        next.state,
+        TicketState::Dispatched,
+        "served when the order came back"
+    );
+    assert_eq!(next.crew.as_ref(), Some(&crew.id));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_with_an_earlier_deadline_wakes_the_sleeping_driver() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (mut dispatcher, report) =
+        dispatcher(Arc::new(SyncStore::default()), clock.clone(), 4).await;
+    // No periodic re-check: only the wake-up can bring the driver to the new deadline.
+    dispatcher.deadline_recheck = Duration::from_secs(365 * 24 * 3600);
+    let dispatcher = Arc::new(dispatcher);
+    let _driver = tokio::spawn(dispatcher.clone().drive_deadlines());
+    let first = dispatcher
+        .create_ticket(&Principal::Agent, report.clone(), None)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    walk(&dispatcher, &first, vec![TicketCommand::Acknowledge]).await;
+    settle().await;
+    // The driver now sleeps until the first ticket's arrival warning, many minutes away.
+    let later = dispatcher.next_deadline().unwrap().unwrap();
+    assert!(later >= T0.plus_minutes(20), "{later:?}");
+
+    let second = dispatcher
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap()
+        .ticket
+        .id;
+    pass(&clock, 3).await;
+    assert_eq!(
+        sla_marks(&timeline(&dispatcher, &second).await.timeline),
+        ["warning:acknowledge:500"]
+    );
 }

@@ -1,0 +1,113 @@
+//! The dispatcher's report reads: deadline compliance, reliability indices and estimated
+//! restoration times, each a snapshot of the engine's tickets taken under the lock and handed
+//! to the pure functions of [`crate::reports`] after the lock is released.
+
+use super::{Dispatcher, ServiceError};
+use crate::domain::{StationId, Ticket, TicketState, Timestamp};
+use crate::reports::reliability::{self, Interruption};
+use crate::reports::{
+    EtrConfig, ReliabilityConfig, ReliabilityReport, RepairStats, SlaSummary, Window,
+    estimate_restoration, summarize_sla,
+};
+use std::collections::HashMap;
+
+impl Dispatcher {
+    /// Deadline compliance of the tickets of `station` (or all) over `window`, as of now.
+    pub async fn sla_summary(
+        &self,
+        window: Window,
+        station: Option<&StationId>,
+    ) -> Result<SlaSummary, ServiceError> {
+        let (tickets, policy, now, horizon) = {
+            let mut inner = self.lock()?;
+            if let Some(id) = station {
+                inner
+                    .engine
+                    .station(id)
+                    .ok_or(ServiceError::NotFound("station"))?;
+            }
+            let tickets: Vec<Ticket> = inner
+                .engine
+                .tickets()
+                .filter(|t| station.is_none_or(|s| t.station == *s))
+                .cloned()
+                .collect();
+            let policy = inner.engine.config().sla;
+            let now = inner.now(self.clock.as_ref());
+            (tickets, policy, now, inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        Ok(summarize_sla(&tickets, &policy, window, now))
+    }
+
+    /// Reliability indices of `station` (or the whole region) over `window`.
+    pub async fn reliability(
+        &self,
+        window: Window,
+        station: Option<&StationId>,
+        config: &ReliabilityConfig,
+    ) -> Result<ReliabilityReport, ServiceError> {
+        let (interruptions, served, horizon) = {
+            let inner = self.lock()?;
+            let served: HashMap<StationId, u64> = match station {
+                Some(id) => {
+                    let found = inner
+                        .engine
+                        .station(id)
+                        .ok_or(ServiceError::NotFound("station"))?;
+                    HashMap::from([(found.id.clone(), found.customers)])
+                }
+                None => inner
+                    .engine
+                    .stations()
+                    .iter()
+                    .map(|s| (s.id.clone(), s.customers))
+                    .collect(),
+            };
+            // Only incidents restored by the window's end can count; the grouping needs
+            // each incident's merged tickets too, so the filter is by station only.
+            let interruptions: Vec<Interruption> = reliability::interruptions_from_tickets(
+                inner
+                    .engine
+                    .tickets()
+                    .filter(|t| station.is_none_or(|s| t.station == *s)),
+                config,
+            );
+            (interruptions, served, inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        Ok(reliability::reliability(
+            &interruptions,
+            &served,
+            window,
+            config,
+        ))
+    }
+
+    /// The ETR of each of `tickets` (same order), learned from every returned order. A merged
+    /// ticket gets its incident's: the ticket whose crew repairs the fault.
+    pub async fn restoration_estimates(
+        &self,
+        tickets: &[Ticket],
+        config: &EtrConfig,
+    ) -> Result<Vec<Option<Timestamp>>, ServiceError> {
+        let mut inner = self.lock()?;
+        let now = inner.now(self.clock.as_ref());
+        let stats = RepairStats::learn(inner.engine.tickets(), config);
+        let estimates = tickets
+            .iter()
+            .map(|ticket| {
+                let own = if ticket.state == TicketState::Merged {
+                    inner
+                        .engine
+                        .incident(&ticket.incident)
+                        .and_then(|incident| inner.engine.ticket(&incident.master))
+                } else {
+                    Some(ticket)
+                };
+                own.and_then(|t| estimate_restoration(t, &stats, now))
+            })
+            .collect();
+        Ok(estimates)
+    }
+}
