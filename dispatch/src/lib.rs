@@ -131,6 +131,10 @@ pub async fn recover(
         clock,
         DispatcherOptions {
             write_timeout: config.store.write_timeout(),
+            reports: reports::ReportSettings {
+                reliability: config.reliability.clone(),
+                etr: config.etr.clone(),
+            },
         },
     )
     .await

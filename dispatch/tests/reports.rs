@@ -182,6 +182,18 @@ async fn an_open_ticket_has_an_estimated_restoration_time() {
     let eta_ms = (ticket.eta_minutes.unwrap() * 60_000.0).round() as i64;
     let expected = ticket.dispatched_at.unwrap().as_millis() + eta_ms + 60 * 60_000;
     assert_eq!(estimates, vec![Some(Timestamp::from_millis(expected))]);
+
+    // The same estimate is what an agent reads on the ticket, to tell the caller.
+    let (status, read) = app
+        .get(
+            &format!("/v1/tickets/{}", created["id"].as_str().unwrap()),
+            AGENT,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(read["etr"], rfc3339(Timestamp::from_millis(expected)));
+    // A queued or final ticket has none; creation answers without one.
+    assert!(created.get("etr").is_none());
 }
 
 #[tokio::test]

@@ -32,9 +32,17 @@ pub async fn jobs(
         .dispatcher
         .crew_jobs(principal, &CrewId::new(id))
         .await?;
-    Ok(Json(JobList {
-        items: jobs.iter().map(|t| TicketDetail::new(t, None)).collect(),
-    }))
+    let etrs = super::reports::etrs(&app, &jobs).await?;
+    let items = jobs
+        .iter()
+        .zip(etrs)
+        .map(|(t, etr)| {
+            let mut detail = TicketDetail::new(t, None);
+            detail.ticket.etr = etr;
+            detail
+        })
+        .collect();
+    Ok(Json(JobList { items }))
 }
 
 /// The crew's position. Answered once the store has it, not once it is on disk: a lost ping

@@ -9,28 +9,13 @@ use super::error::ApiError;
 use super::extract::{QueryOf, Who};
 use super::wire::{AreaClassWire, parse_rfc3339, rfc3339};
 use crate::domain::{SlaStage, StationId, Timestamp};
+use crate::reports::Window;
 use crate::reports::sla::StageCounts;
-use crate::reports::{EtrConfig, ReliabilityConfig, Window};
 use crate::service::Action;
+use axum::Json;
 use axum::extract::State;
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
-
-/// The report configuration (`[reliability]`, `[etr]`), given to the router as an
-/// `Extension`; the defaults hold when none was given.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReportSettings {
-    pub reliability: ReliabilityConfig,
-    pub etr: EtrConfig,
-}
-
-type Settings = Option<Extension<Arc<ReportSettings>>>;
-
-fn settings(given: Settings) -> Arc<ReportSettings> {
-    given.map(|Extension(s)| s).unwrap_or_default()
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -282,12 +267,11 @@ pub async fn sla_summary(
 pub async fn reliability(
     State(app): State<AppState>,
     who: Who,
-    given: Settings,
     QueryOf(params): QueryOf<ReportParams>,
 ) -> Result<Json<ReliabilityOut>, ApiError> {
     who.require(Action::ReadReports)?;
     let query = params.parse()?;
-    let settings = settings(given);
+    let settings = app.dispatcher.report_settings();
     let r = app
         .dispatcher
         .reliability(query.window, query.station.as_ref(), &settings.reliability)
@@ -313,14 +297,12 @@ pub async fn reliability(
     }))
 }
 
-/// The ETRs of tickets about to be shown (same order), RFC 3339; for the ticket handlers
-/// once `TicketOut` carries an `etr`.
+/// The ETRs of tickets about to be shown (same order), RFC 3339.
 pub async fn etrs(
     app: &AppState,
-    given: Settings,
     tickets: &[crate::domain::Ticket],
 ) -> Result<Vec<Option<String>>, ApiError> {
-    let settings = settings(given);
+    let settings = app.dispatcher.report_settings();
     let estimates = app
         .dispatcher
         .restoration_estimates(tickets, &settings.etr)

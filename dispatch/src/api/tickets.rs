@@ -185,10 +185,12 @@ pub async fn get(
 ) -> Result<Json<TicketDetail>, ApiError> {
     let principal = who.require(Action::ReadTicket)?;
     let found = app.dispatcher.ticket(principal, &TicketId::new(id)).await?;
-    Ok(Json(TicketDetail::new(
-        &found.ticket,
-        Some(&found.timeline),
-    )))
+    let mut detail = TicketDetail::new(&found.ticket, Some(&found.timeline));
+    detail.ticket.etr = super::reports::etrs(&app, std::slice::from_ref(&found.ticket))
+        .await?
+        .pop()
+        .flatten();
+    Ok(Json(detail))
 }
 
 async fn step(

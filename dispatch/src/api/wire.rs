@@ -387,6 +387,11 @@ pub struct TicketOut {
     pub reported_at: String,
     pub location: LocationOut,
     pub address: String,
+    /// Estimated restoration time, for telling callers; on a single ticket's reads, when
+    /// a crew is on the way or on site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub etr: Option<String>,
 }
 
 impl From<&Ticket> for TicketOut {
@@ -408,6 +413,7 @@ impl From<&Ticket> for TicketOut {
             reported_at: rfc3339(t.reported_at),
             location: t.report.location.into(),
             address: t.report.address.clone(),
+            etr: None,
         }
     }
 }

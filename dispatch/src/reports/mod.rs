@@ -16,6 +16,13 @@ pub use sla::{SlaSummary, StageSummary, summarize_sla};
 
 use crate::domain::Timestamp;
 
+/// The report configuration (`[reliability]`, `[etr]`), held by the dispatcher.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSettings {
+    pub reliability: ReliabilityConfig,
+    pub etr: EtrConfig,
+}
+
 /// A report's period, `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {

@@ -118,16 +118,19 @@ pub struct TicketWithTimeline {
     pub timeline: Vec<Event>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DispatcherOptions {
     /// A commit that takes longer counts as failed.
     pub write_timeout: Duration,
+    /// How the reports and restoration estimates count (`[reliability]`, `[etr]`).
+    pub reports: crate::reports::ReportSettings,
 }
 
 impl Default for DispatcherOptions {
     fn default() -> Self {
         Self {
             write_timeout: Duration::from_secs(10),
+            reports: crate::reports::ReportSettings::default(),
         }
     }
 }
@@ -182,6 +185,11 @@ struct Inner {
     /// The `at` of each crew's latest accepted position fix, to drop late or repeated pings.
     /// Not persisted: after a restart the first ping is accepted.
     last_fix: HashMap<CrewId, Timestamp>,
+    /// Orders returned since start (recovered ones are not counted: the cache below starts
+    /// empty), so the learned repair durations are recomputed only after a new return.
+    returned_orders: u64,
+    /// Repair durations learned from returned orders, and the count they were learned at.
+    repair_stats: Option<(u64, crate::reports::RepairStats)>,
 }
 
 impl Inner {
@@ -192,6 +200,9 @@ impl Inner {
 
     fn note(&mut self, event: &Event) {
         self.last_now = self.last_now.max(event.at);
+        if matches!(event.kind, EventKind::Returned { .. }) {
+            self.returned_orders += 1;
+        }
     }
 
     /// True when the engine's next deadline is earlier than the one the driver sleeps for:
@@ -249,6 +260,8 @@ impl Dispatcher {
             idempotency: HashMap::new(),
             driver_until: Some(Timestamp::from_millis(i64::MIN)),
             last_now: Timestamp::from_millis(0),
+            returned_orders: 0,
+            repair_stats: None,
             horizon: committed(),
             last_fix: HashMap::new(),
         };

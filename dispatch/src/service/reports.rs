@@ -84,6 +84,11 @@ impl Dispatcher {
         ))
     }
 
+    /// How reports and estimates count, from the configuration.
+    pub fn report_settings(&self) -> &crate::reports::ReportSettings {
+        &self.options.reports
+    }
+
     /// The ETR of each of `tickets` (same order), learned from every returned order. A merged
     /// ticket gets its incident's: the ticket whose crew repairs the fault.
     pub async fn restoration_estimates(
@@ -93,7 +98,12 @@ impl Dispatcher {
     ) -> Result<Vec<Option<Timestamp>>, ServiceError> {
         let mut inner = self.lock()?;
         let now = inner.now(self.clock.as_ref());
-        let stats = RepairStats::learn(inner.engine.tickets(), config);
+        // Learning walks every ticket: do it again only when an order was returned since.
+        let returned = inner.returned_orders;
+        let stats = match inner.repair_stats.take() {
+            Some((at, stats)) if at == returned => stats,
+            _ => RepairStats::learn(inner.engine.tickets(), config),
+        };
         let estimates = tickets
             .iter()
             .map(|ticket| {
@@ -108,6 +118,7 @@ impl Dispatcher {
                 own.and_then(|t| estimate_restoration(t, &stats, now))
             })
             .collect();
+        inner.repair_stats = Some((returned, stats));
         Ok(estimates)
     }
 }
