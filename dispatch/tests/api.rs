@@ -1070,7 +1070,7 @@ mod store_and_deadlines {
         app.dispatcher
             .as_ref()
             .unwrap()
-            .expire_acknowledgements()
+            .fire_deadlines()
             .await
             .unwrap();
 

@@ -348,6 +348,8 @@ impl Dispatcher {
             metrics::event(event.kind.name());
             inner.note(event);
         }
+        // Every decision may queue or dispatch: the gauge is refreshed where they all pass.
+        metrics::queued_tickets(inner.engine.queue_len());
         if inner.deadline_moved_up() {
             // A stored permit if the driver is not waiting yet: the wake-up is never lost.
             self.deadline_moved.notify_one();
@@ -451,7 +453,6 @@ impl Dispatcher {
                     Durability::Durable,
                 );
                 metrics::ticket_created(ticket.state.as_str());
-                metrics::queued_tickets(inner.engine.queue_len());
                 (ticket, false, commit)
             }
         };
@@ -516,7 +517,6 @@ impl Dispatcher {
                 },
                 Durability::Durable,
             );
-            metrics::queued_tickets(inner.engine.queue_len());
             (ticket, commit)
         };
         Self::settled(commit).await?;
@@ -699,16 +699,14 @@ impl Dispatcher {
             } else {
                 Durability::Durable
             };
-            let commit = self.commit(
+            self.commit(
                 &mut inner,
                 Batch {
                     events,
                     ..Batch::default()
                 },
                 durability,
-            );
-            metrics::queued_tickets(inner.engine.queue_len());
-            commit
+            )
         };
         Self::settled(commit).await
     }
@@ -814,25 +812,17 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(fired);
             }
-            let commit = self.commit(
+            self.commit(
                 &mut inner,
                 Batch {
                     events,
                     ..Batch::default()
                 },
                 Durability::Durable,
-            );
-            metrics::queued_tickets(inner.engine.queue_len());
-            commit
+            )
         };
         Self::settled(commit).await?;
         Ok(fired)
-    }
-
-    /// Fires what is due and returns how many acknowledgement deadlines expired (their jobs
-    /// went to the next crew or the queue).
-    pub async fn expire_acknowledgements(&self) -> Result<usize, ServiceError> {
-        Ok(self.fire_deadlines().await?.timeouts)
     }
 
     /// When the next SLA checkpoint is due, if any clock runs.

@@ -69,10 +69,10 @@ async fn an_unacknowledged_job_goes_to_the_next_crew_at_its_deadline() {
     let first = created.ticket.crew.clone().unwrap();
 
     clock.advance_minutes(4);
-    assert_eq!(dispatcher.expire_acknowledgements().await.unwrap(), 0);
+    assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 0);
 
     clock.advance_minutes(1);
-    assert_eq!(dispatcher.expire_acknowledgements().await.unwrap(), 1);
+    assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
     let after = dispatcher
         .ticket(&Principal::Agent, &created.ticket.id)
         .await
@@ -93,7 +93,7 @@ async fn an_unacknowledged_job_goes_to_the_next_crew_at_its_deadline() {
     );
     // The second crew's own clock started at the re-dispatch.
     clock.advance_minutes(4);
-    assert_eq!(dispatcher.expire_acknowledgements().await.unwrap(), 0);
+    assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 0);
 }
 
 #[tokio::test]
@@ -110,7 +110,7 @@ async fn an_acknowledged_job_never_times_out() {
         .await
         .unwrap();
     clock.advance_minutes(60);
-    assert_eq!(dispatcher.expire_acknowledgements().await.unwrap(), 0);
+    assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 0);
 }
 
 #[tokio::test]
