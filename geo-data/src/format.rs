@@ -22,6 +22,19 @@ pub enum AreaClass {
     Remote,
 }
 
+impl AreaClass {
+    pub const ALL: [AreaClass; 3] = [AreaClass::Urban, AreaClass::Rural, AreaClass::Remote];
+
+    /// The snake_case name, as in the files and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AreaClass::Urban => "urban",
+            AreaClass::Rural => "rural",
+            AreaClass::Remote => "remote",
+        }
+    }
+}
+
 /// What a repair crew is qualified for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

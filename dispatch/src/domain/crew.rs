@@ -79,6 +79,21 @@ impl Crew {
     }
 }
 
+impl CrewStatus {
+    /// The status names, in the order of [`CrewStatus::index`]: for counts and labels.
+    pub const NAMES: [&'static str; 4] = ["off_duty", "available", "assigned", "unresponsive"];
+
+    /// A dense index into [`CrewStatus::NAMES`].
+    pub fn index(&self) -> usize {
+        match self {
+            CrewStatus::OffDuty => 0,
+            CrewStatus::Available => 1,
+            CrewStatus::Assigned(_) => 2,
+            CrewStatus::Unresponsive => 3,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

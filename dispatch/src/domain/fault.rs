@@ -41,6 +41,34 @@ impl FaultCategory {
         FaultCategory::Other,
     ];
 
+    /// The snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultCategory::NoPower => "no_power",
+            FaultCategory::AreaOutage => "area_outage",
+            FaultCategory::LineDown => "line_down",
+            FaultCategory::EquipmentFire => "equipment_fire",
+            FaultCategory::VoltageQuality => "voltage_quality",
+            FaultCategory::Meter => "meter",
+            FaultCategory::CustomerInternal => "customer_internal",
+            FaultCategory::Other => "other",
+        }
+    }
+
+    /// A coarse class for metric labels and dashboards: `hazard` (a line down, a fire),
+    /// `outage` (supply lost), `service` (quality, metering, other) or `customer` (inside
+    /// the customer's installation, off the arrival clock).
+    pub fn class(self) -> &'static str {
+        match self {
+            FaultCategory::LineDown | FaultCategory::EquipmentFire => "hazard",
+            FaultCategory::NoPower | FaultCategory::AreaOutage => "outage",
+            FaultCategory::VoltageQuality | FaultCategory::Meter | FaultCategory::Other => {
+                "service"
+            }
+            FaultCategory::CustomerInternal => "customer",
+        }
+    }
+
     /// The skill a crew needs to take the job. Outages of an area and anything on the 10 kV
     /// network need `hv`; single customers, quality and the customer's side are low voltage.
     pub fn required_skill(self) -> Skill {

@@ -305,6 +305,10 @@ pub struct Deadlines {
     pub acknowledge_by: Option<Timestamp>,
     /// `None` for customer-internal faults, which have no arrival commitment.
     pub arrive_by: Option<Timestamp>,
+    /// Set when the crew arrives: power back by then.
+    pub restore_by: Option<Timestamp>,
+    /// Set when power is restored: the work order returned by then.
+    pub return_by: Option<Timestamp>,
 }
 
 impl SlaPolicy {

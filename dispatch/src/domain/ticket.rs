@@ -39,6 +39,11 @@ impl TicketState {
         TicketState::Merged,
     ];
 
+    /// A dense index into [`TicketState::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TicketState::Queued => "queued",
@@ -238,8 +243,8 @@ impl Ticket {
             crew: None,
             eta_minutes: None,
             deadlines: Deadlines {
-                acknowledge_by: None,
                 arrive_by,
+                ..Deadlines::default()
             },
             declined_by: Vec::new(),
             dispatched_at: None,
@@ -448,6 +453,13 @@ mod tests {
     use super::*;
     use crate::domain::{Event, FaultClass, Ownership};
     use proptest::prelude::*;
+
+    #[test]
+    fn a_state_index_is_its_place_in_all() {
+        for (i, state) in TicketState::ALL.into_iter().enumerate() {
+            assert_eq!(state.index(), i, "{state}");
+        }
+    }
 
     fn report(category: FaultCategory) -> FaultReport {
         FaultReport {

@@ -39,9 +39,9 @@ pub use incidents::Incident;
 pub use matching::Choice;
 
 use crate::domain::{
-    Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, DeclineReason, Event, EventKind,
-    FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, Ticket, TicketCommand, TicketId,
-    TicketState, Timestamp, TransitionError,
+    Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines, DeclineReason, Event,
+    EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, Ticket,
+    TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
 };
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
 use crate::region::Region;
@@ -105,6 +105,16 @@ struct CrewSlot {
     indexed_at: Option<[f64; 2]>,
 }
 
+/// How many tickets are in each state and crews in each status, kept as events apply so the
+/// gauges cost nothing to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Indexed by [`TicketState::index`]; tickets forgotten from memory are not counted.
+    pub tickets: [usize; TicketState::ALL.len()],
+    /// Indexed by [`CrewStatus::index`].
+    pub crews: [usize; CrewStatus::NAMES.len()],
+}
+
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
@@ -121,6 +131,7 @@ pub struct Engine {
     queue: DispatchQueue,
     /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
     deadlines: DeadlineBook,
+    census: Census,
 }
 
 impl Engine {
@@ -151,9 +162,11 @@ impl Engine {
             incidents: IncidentBook::default(),
             queue: DispatchQueue::default(),
             deadlines: DeadlineBook::default(),
+            census: Census::default(),
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
+            engine.census.crews[crew.status.index()] += 1;
             engine.crew_by_id.insert(crew.id.clone(), dense);
             let station = engine.station_by_id.get(&crew.station).map(|&s| s as u32);
             engine.crews.push(CrewSlot {
@@ -222,6 +235,16 @@ impl Engine {
         self.queue.len()
     }
 
+    /// Tickets by state and crews by status, in O(1).
+    pub fn census(&self) -> Census {
+        self.census
+    }
+
+    /// When the waiting ticket reported first was reported, in O(1).
+    pub fn oldest_queued_report(&self) -> Option<Timestamp> {
+        self.queue.oldest_report()
+    }
+
     /// Waiting tickets in the order they will be served.
     pub fn queued(&self) -> impl Iterator<Item = &TicketId> {
         self.queue.iter()
@@ -232,6 +255,7 @@ impl Engine {
     pub fn forget(&mut self, ticket: &TicketId) -> bool {
         match self.tickets.get(ticket) {
             Some(t) if t.state.is_final() => {
+                self.census.tickets[t.state.index()] -= 1;
                 self.tickets.remove(ticket);
                 self.deadlines.close(ticket);
                 true
@@ -551,7 +575,11 @@ impl Engine {
                         event.at,
                     );
                 }
-                self.tickets.insert(ticket.clone(), new);
+                self.census.tickets[new.state.index()] += 1;
+                if let Some(old) = self.tickets.insert(ticket.clone(), new) {
+                    // A log that reports one ticket twice: the later report wins.
+                    self.census.tickets[old.state.index()] -= 1;
+                }
             }
             EventKind::Merged { ticket, incident } => {
                 self.incidents.record_repeat(incident, event.at);
@@ -676,13 +704,17 @@ impl Engine {
             }
             EventKind::Arrived { .. } => {
                 self.deadlines.disarm(&ticket, SlaStage::Arrive);
-                if let Some(limit) = due(SlaStage::Restore) {
+                let limit = due(SlaStage::Restore);
+                self.set_deadline(&ticket, |d| d.restore_by = limit);
+                if let Some(limit) = limit {
                     self.arm_stage(&ticket, SlaStage::Restore, event.at, limit);
                 }
             }
             EventKind::Restored { .. } => {
                 self.deadlines.disarm(&ticket, SlaStage::Restore);
-                if let Some(limit) = due(SlaStage::Return) {
+                let limit = due(SlaStage::Return);
+                self.set_deadline(&ticket, |d| d.return_by = limit);
+                if let Some(limit) = limit {
                     self.arm_stage(&ticket, SlaStage::Return, event.at, limit);
                 }
             }
@@ -700,6 +732,13 @@ impl Engine {
                     .fired(&ticket, *stage, CheckpointKind::Breach);
             }
             _ => {}
+        }
+    }
+
+    /// Records a deadline that the policy (not the event) sets, so reads show it.
+    fn set_deadline(&mut self, ticket: &TicketId, set: impl FnOnce(&mut Deadlines)) {
+        if let Some(t) = self.tickets.get_mut(ticket) {
+            set(&mut t.deadlines);
         }
     }
 
@@ -724,7 +763,10 @@ impl Engine {
 
     fn apply_to_ticket(&mut self, ticket: &TicketId, event: &Event) {
         if let Some(t) = self.tickets.get_mut(ticket) {
+            let before = t.state;
             t.apply(event);
+            self.census.tickets[before.index()] -= 1;
+            self.census.tickets[t.state.index()] += 1;
         }
     }
 
@@ -744,7 +786,10 @@ impl Engine {
 
     fn set_crew_status(&mut self, crew: &CrewId, status: CrewStatus) {
         if let Some(&slot) = self.crew_by_id.get(crew) {
-            self.crews[slot as usize].crew.status = status;
+            let record = &mut self.crews[slot as usize].crew;
+            self.census.crews[record.status.index()] -= 1;
+            self.census.crews[status.index()] += 1;
+            record.status = status;
             self.sync_pool(slot);
         }
     }
@@ -864,6 +909,19 @@ impl Engine {
             problems.push(format!(
                 "{} checkpoints pending, {armed} of them for known tickets",
                 self.deadlines.len()
+            ));
+        }
+        let mut census = Census::default();
+        for ticket in self.tickets.values() {
+            census.tickets[ticket.state.index()] += 1;
+        }
+        for slot in &self.crews {
+            census.crews[slot.crew.status.index()] += 1;
+        }
+        if census != self.census {
+            problems.push(format!(
+                "census {:?} disagrees with a count {census:?}",
+                self.census
             ));
         }
         if queued != self.queue.len() {
