@@ -162,9 +162,13 @@ pub async fn serve(
 
     tracing::info!(addr = %listener.local_addr()?, "listening");
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let streams = dispatcher.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, finishing requests under way");
+        // Event streams never finish by themselves: end them so they do not hold the
+        // shutdown for the whole grace period.
+        streams.end_streams();
         let _ = signalled.send(());
     });
     let grace = Duration::from_secs(server.shutdown_grace_seconds);

@@ -531,6 +531,7 @@ mod authorization {
             ),
             ("GET", "/v1/stations", Value::Null, &[Supervisor, Admin]),
             ("GET", "/v1/crews", Value::Null, &[Supervisor, Admin]),
+            ("GET", "/v1/events", Value::Null, &[Supervisor, Admin]),
             (
                 "POST",
                 "/v1/admin/crew-tokens",
@@ -569,7 +570,12 @@ mod authorization {
                 if !body.is_null() {
                     request = request.json(&body);
                 }
-                let (status, answer) = send(request).await;
+                // The event stream never ends: its status is the answer.
+                let (status, answer) = if template == "/v1/events" {
+                    (request.send().await.unwrap().status(), Value::Null)
+                } else {
+                    send(request).await
+                };
                 let context = format!("{method} {template} as {caller:?}: {status} {answer}");
                 match caller {
                     Nobody => assert_eq!(status, StatusCode::UNAUTHORIZED, "{context}"),
@@ -878,6 +884,7 @@ async fn operations_endpoints_answer_without_a_token() {
         "/v1/stations",
         "/v1/crews",
         "/v1/admin/crew-tokens",
+        "/v1/events",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -921,7 +928,7 @@ async fn operations_endpoints_answer_without_a_token() {
         text.contains("dispatch_http_request_duration_seconds_bucket"),
         "{text}"
     );
-    assert!(text.contains("dispatch_tickets_created_total"), "{text}");
+    assert!(text.contains("dispatch_tickets_total"), "{text}");
     assert!(
         !text.contains(id(&ticket)),
         "a ticket id leaked into a label"
@@ -1110,5 +1117,207 @@ mod store_and_deadlines {
             .find(|c| c["id"] == first.as_str())
             .unwrap();
         assert_eq!(missed["state"], "unresponsive");
+    }
+}
+
+mod live_events {
+    use super::*;
+    use std::time::Duration;
+
+    /// One Server-Sent Event: its `event`, `id` and parsed `data`.
+    #[derive(Debug)]
+    struct Frame {
+        event: String,
+        id: u64,
+        data: Value,
+    }
+
+    /// Reads the stream until `done` holds for the frames so far (or fails after a while,
+    /// so a missing event fails the test instead of hanging it).
+    async fn read_until(
+        response: &mut reqwest::Response,
+        raw: &mut String,
+        done: impl Fn(&[Frame]) -> bool,
+    ) -> Vec<Frame> {
+        let read = async {
+            loop {
+                let frames = parse(raw);
+                if done(&frames) {
+                    return frames;
+                }
+                let chunk = response.chunk().await.unwrap().expect("the stream goes on");
+                raw.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("the expected events arrive")
+    }
+
+    fn parse(raw: &str) -> Vec<Frame> {
+        raw.split("\n\n")
+            .filter_map(|block| {
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name).map(str::to_owned))
+                };
+                Some(Frame {
+                    event: field("event: ")?,
+                    id: field("id: ")?.parse().ok()?,
+                    data: serde_json::from_str(&field("data: ")?).ok()?,
+                })
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_supervisor_sees_each_committed_change_with_the_ticket_and_crew_but_no_phone() {
+        let app = TestApp::spawn().await;
+        let mut stream = app
+            .request(Method::GET, "/v1/events", Some(SUPERVISOR))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        assert!(
+            stream.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let ticket = app.create(report()).await;
+        let token = app.crew_token_of(&ticket).await;
+        app.walk(&ticket, &token, &["ack"]).await;
+
+        let mut raw = String::new();
+        let frames = read_until(&mut stream, &mut raw, |frames| {
+            frames.iter().any(|f| f.event == "acknowledged")
+        })
+        .await;
+        let names: Vec<_> = frames.iter().map(|f| f.event.as_str()).collect();
+        assert_eq!(names, ["reported", "dispatched", "acknowledged"]);
+        let ids: Vec<_> = frames.iter().map(|f| f.id).collect();
+        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+        for frame in &frames {
+            assert_eq!(frame.data["ticket_id"], ticket["id"]);
+            assert_eq!(frame.data["event"], frame.event.as_str());
+            assert_eq!(frame.data["ticket"]["id"], ticket["id"]);
+        }
+        let dispatched = &frames[1].data;
+        assert_eq!(dispatched["crew_id"], ticket["crew_id"]);
+        assert_eq!(dispatched["crew"]["id"], ticket["crew_id"]);
+        assert_eq!(dispatched["crew"]["state"], "assigned");
+        assert_eq!(frames[2].data["ticket"]["state"], "acknowledged");
+        assert!(!raw.contains("13800001234"), "a phone number in the feed");
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_publishes_nothing() {
+        let app = TestApp::spawn().await;
+        let mut stream = app
+            .request(Method::GET, "/v1/events", Some(ADMIN))
+            .send()
+            .await
+            .unwrap();
+        let ticket = app.create(report()).await;
+        // Out of order: depart before ack is refused, and nothing is published for it.
+        let token = app.crew_token_of(&ticket).await;
+        let (status, _) = app
+            .post(
+                &format!("/v1/tickets/{}/depart", id(&ticket)),
+                &token,
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        app.walk(&ticket, &token, &["ack"]).await;
+        let mut raw = String::new();
+        let frames = read_until(&mut stream, &mut raw, |frames| {
+            frames.iter().any(|f| f.event == "acknowledged")
+        })
+        .await;
+        assert!(!frames.iter().any(|f| f.event == "departed"), "{frames:?}");
+    }
+}
+
+mod metrics_exposition {
+    use super::*;
+
+    /// The value of the series whose line starts with `series` (name and labels as
+    /// rendered), or 0 when absent.
+    fn value(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map_or(0.0, |rest| rest.trim().parse().unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_ticket_walked_to_return_is_counted_in_every_instrument() {
+        let app = TestApp::spawn().await;
+        let metrics = || async {
+            app.request(Method::GET, "/metrics", None)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        // Counters are process-wide and other tests run beside this one: compare before
+        // and after, and only with series this test alone moves (its station, "meter").
+        let arrive_met = r#"dispatch_sla_total{stage="arrive",area_class="urban",result="met"}"#;
+        let meter_dispatched = r#"dispatch_tickets_total{category="meter",outcome="dispatched"}"#;
+        let before = metrics().await;
+
+        let ticket = app
+            .create(report_at(STATION_LAT, STATION_LON, "meter"))
+            .await;
+        let token = app.crew_token_of(&ticket).await;
+        app.walk(
+            &ticket,
+            &token,
+            &["ack", "depart", "arrive", "restore", "return"],
+        )
+        .await;
+
+        let after = metrics().await;
+        assert!(value(&after, meter_dispatched) >= value(&before, meter_dispatched) + 1.0);
+        assert!(value(&after, arrive_met) >= value(&before, arrive_met) + 1.0);
+        for histogram in [
+            "dispatch_report_to_dispatch_seconds_bucket",
+            "dispatch_dispatch_to_acknowledge_seconds_bucket",
+            "dispatch_report_to_arrival_seconds_bucket",
+            "dispatch_arrival_to_restoration_seconds_bucket",
+            "dispatch_restoration_to_return_seconds_bucket",
+        ] {
+            let series = format!(
+                r#"{histogram}{{area_class="urban",category_class="service",station="{STATION}",le="+Inf"}}"#
+            );
+            assert!(value(&after, &series) >= 1.0, "{series} missing:\n{after}");
+        }
+        assert!(
+            after.contains(
+                r#"dispatch_engine_decision_seconds_bucket{command="report",le="0.000001"}"#
+            ),
+            "{after}"
+        );
+        // Gauges are read from this service at scrape time.
+        assert!(
+            after.contains(r#"dispatch_crews{state="available"}"#),
+            "{after}"
+        );
+        assert!(
+            after.contains(r#"dispatch_open_tickets{state="returned"}"#),
+            "{after}"
+        );
+        assert!(
+            after.contains("dispatch_oldest_queued_age_seconds"),
+            "{after}"
+        );
+        assert!(
+            after.contains("dispatch_last_event_timestamp_seconds"),
+            "{after}"
+        );
     }
 }

@@ -6,6 +6,7 @@
 mod admin;
 mod crews;
 pub mod error;
+mod events;
 mod extract;
 mod ops;
 pub mod reports;
@@ -122,6 +123,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::sla_summary))
         .routes(routes!(reports::reliability))
         .routes(routes!(admin::mint_crew_token))
+        .routes(routes!(events::events))
 }
 
 fn ops_routes() -> OpenApiRouter<AppState> {

@@ -37,6 +37,11 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Json<Status>, ApiErro
     operation_id = "metrics",get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> Response {
+    // Gauges are read from the engine at scrape time. A failed dispatcher still renders what
+    // it has: /metrics is how an operator sees that it failed.
+    if let Ok(gauges) = app.dispatcher.gauges() {
+        crate::metrics::set_gauges(&gauges);
+    }
     let mut response = app.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -365,6 +365,14 @@ pub struct DeadlinesOut {
     /// None for customer-internal faults, which have no arrival commitment.
     #[schema(format = DateTime)]
     pub arrive_by: Option<String>,
+    /// Power back by then: set when the crew arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub restore_by: Option<String>,
+    /// The work order returned by then: set when power is restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub return_by: Option<String>,
 }
 
 /// A ticket as creation and listings show it.
@@ -406,6 +414,8 @@ impl From<&Ticket> for TicketOut {
             deadlines: DeadlinesOut {
                 acknowledge_by: t.deadlines.acknowledge_by.map(rfc3339),
                 arrive_by: t.deadlines.arrive_by.map(rfc3339),
+                restore_by: t.deadlines.restore_by.map(rfc3339),
+                return_by: t.deadlines.return_by.map(rfc3339),
             },
             category: t.report.category.into(),
             priority: t.priority.into(),
@@ -652,6 +662,31 @@ impl From<&Crew> for CrewOut {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CrewList {
     pub items: Vec<CrewOut>,
+}
+
+/// One event of `/v1/events`: the timeline entry, and the ticket and crew it touched as they
+/// stand after it. No phone numbers.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LiveEventOut {
+    /// Increases by one per event; a gap means events passed while no one watched.
+    pub seq: u64,
+    #[serde(flatten)]
+    pub entry: TimelineEntry,
+    pub ticket_id: Option<String>,
+    pub ticket: Option<TicketOut>,
+    pub crew: Option<CrewOut>,
+}
+
+impl From<&crate::service::LiveEvent> for LiveEventOut {
+    fn from(live: &crate::service::LiveEvent) -> Self {
+        Self {
+            seq: live.seq,
+            entry: TimelineEntry::from(&live.event),
+            ticket_id: live.event.kind.ticket().map(ToString::to_string),
+            ticket: live.ticket.as_ref().map(TicketOut::from),
+            crew: live.crew.as_ref().map(CrewOut::from),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -2,16 +2,38 @@
 //! labels only (route templates, methods, statuses, event and outcome names: never ticket
 //! ids, crew ids or phones), and the Prometheus recorder that renders them for `/metrics`.
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+mod observe;
+
+pub use observe::{Interval, Observation, observe};
+
+use crate::domain::{CrewStatus, Event, Ticket, TicketState};
+use crate::engine::Census;
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
 pub const HTTP_REQUESTS_TOTAL: &str = "dispatch_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "dispatch_http_request_duration_seconds";
-pub const TICKETS_CREATED_TOTAL: &str = "dispatch_tickets_created_total";
+pub const TICKETS_TOTAL: &str = "dispatch_tickets_total";
 pub const EVENTS_TOTAL: &str = "dispatch_events_total";
-pub const ACKNOWLEDGE_TIMEOUTS_TOTAL: &str = "dispatch_acknowledge_timeouts_total";
+pub const REASSIGNMENTS_TOTAL: &str = "dispatch_reassignments_total";
+pub const SLA_TOTAL: &str = "dispatch_sla_total";
+pub const SLA_WARNINGS_TOTAL: &str = "dispatch_sla_warnings_total";
+pub const CREW_PINGS_TOTAL: &str = "dispatch_crew_pings_total";
+pub const REPORT_TO_DISPATCH_SECONDS: &str = "dispatch_report_to_dispatch_seconds";
+pub const DISPATCH_TO_ACKNOWLEDGE_SECONDS: &str = "dispatch_dispatch_to_acknowledge_seconds";
+pub const REPORT_TO_ARRIVAL_SECONDS: &str = "dispatch_report_to_arrival_seconds";
+pub const ARRIVAL_TO_RESTORATION_SECONDS: &str = "dispatch_arrival_to_restoration_seconds";
+pub const RESTORATION_TO_RETURN_SECONDS: &str = "dispatch_restoration_to_return_seconds";
+pub const ENGINE_DECISION_SECONDS: &str = "dispatch_engine_decision_seconds";
+pub const OPEN_TICKETS: &str = "dispatch_open_tickets";
 pub const QUEUED_TICKETS: &str = "dispatch_queued_tickets";
+pub const OLDEST_QUEUED_AGE_SECONDS: &str = "dispatch_oldest_queued_age_seconds";
+pub const CREWS: &str = "dispatch_crews";
+pub const LAST_EVENT_TIMESTAMP_SECONDS: &str = "dispatch_last_event_timestamp_seconds";
+pub const EVENT_STREAM_CLIENTS: &str = "dispatch_event_stream_clients";
 pub const STORE_WRITE_DURATION_SECONDS: &str = "dispatch_store_write_duration_seconds";
 pub const STORE_FAILED: &str = "dispatch_store_failed";
 
@@ -22,6 +44,10 @@ pub enum Kind {
     Gauge,
     Histogram,
 }
+
+/// The labels of the ticket-interval histograms: all bounded by the region (its stations)
+/// and the code (classes).
+const TICKET_LABELS: &[&str] = &["area_class", "category_class", "station"];
 
 /// Every metric with its kind, labels and help text: what dashboards may reference.
 pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
@@ -38,10 +64,11 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         "Time from request to response, by route template, method and status",
     ),
     (
-        TICKETS_CREATED_TOTAL,
+        TICKETS_TOTAL,
         Kind::Counter,
-        &["outcome"],
-        "Tickets created, by what happened at intake: dispatched, queued or merged",
+        &["category", "outcome"],
+        "Tickets by intake category and outcome: dispatched, queued or merged when created, \
+         cancelled when cancelled",
     ),
     (
         EVENTS_TOTAL,
@@ -50,16 +77,101 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         "Events recorded, by kind",
     ),
     (
-        ACKNOWLEDGE_TIMEOUTS_TOTAL,
+        REASSIGNMENTS_TOTAL,
         Kind::Counter,
-        &[],
-        "Dispatches that reached their acknowledgement deadline unacknowledged",
+        &["reason"],
+        "Jobs taken from a crew and sent on: rejected, or acknowledge_timeout",
+    ),
+    (
+        SLA_TOTAL,
+        Kind::Counter,
+        &["stage", "area_class", "result"],
+        "SLA stages ended, by stage, area class and result (met, or breached when the limit \
+         passed)",
+    ),
+    (
+        SLA_WARNINGS_TOTAL,
+        Kind::Counter,
+        &["stage", "level"],
+        "SLA warnings recorded, by stage and level (the share of the limit run)",
+    ),
+    (
+        CREW_PINGS_TOTAL,
+        Kind::Counter,
+        &["outcome"],
+        "Crew position pings: accepted, or stale (not newer than the last fix)",
+    ),
+    (
+        REPORT_TO_DISPATCH_SECONDS,
+        Kind::Histogram,
+        TICKET_LABELS,
+        "Report to first dispatch, queue wait included",
+    ),
+    (
+        DISPATCH_TO_ACKNOWLEDGE_SECONDS,
+        Kind::Histogram,
+        TICKET_LABELS,
+        "Dispatch to the crew's acknowledgement",
+    ),
+    (
+        REPORT_TO_ARRIVAL_SECONDS,
+        Kind::Histogram,
+        TICKET_LABELS,
+        "Report to the crew's arrival on site (the arrival commitment's clock)",
+    ),
+    (
+        ARRIVAL_TO_RESTORATION_SECONDS,
+        Kind::Histogram,
+        TICKET_LABELS,
+        "Arrival on site to power restored",
+    ),
+    (
+        RESTORATION_TO_RETURN_SECONDS,
+        Kind::Histogram,
+        TICKET_LABELS,
+        "Power restored to the work order returned",
+    ),
+    (
+        ENGINE_DECISION_SECONDS,
+        Kind::Histogram,
+        &["command"],
+        "Time the engine takes to decide one command, lock held",
+    ),
+    (
+        OPEN_TICKETS,
+        Kind::Gauge,
+        &["state"],
+        "Open tickets by state (queued to returned)",
     ),
     (
         QUEUED_TICKETS,
         Kind::Gauge,
         &[],
         "Tickets waiting for a free crew",
+    ),
+    (
+        OLDEST_QUEUED_AGE_SECONDS,
+        Kind::Gauge,
+        &[],
+        "Time since the report of the longest-waiting queued ticket; 0 when none waits",
+    ),
+    (
+        CREWS,
+        Kind::Gauge,
+        &["state"],
+        "Crews by state: off_duty, available, assigned, unresponsive",
+    ),
+    (
+        LAST_EVENT_TIMESTAMP_SECONDS,
+        Kind::Gauge,
+        &[],
+        "Unix time of the latest event recorded",
+    ),
+    (
+        EVENT_STREAM_CLIENTS,
+        Kind::Gauge,
+        &[],
+        "Clients connected to /v1/events",
     ),
     (
         STORE_WRITE_DURATION_SECONDS,
@@ -75,13 +187,55 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
     ),
 ];
 
-/// Upper bounds of the latency histograms, seconds: 0.5 ms (a cached read) to 10 s (the
-/// default write timeout).
+/// Upper bounds of the request latency histograms, seconds: 0.5 ms (a cached read) to 10 s
+/// (the default write timeout).
 const BUCKETS_SECONDS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Upper bounds of a ticket's intervals, seconds: a second to a day, with the default
+/// limits (5, 30, 45, 90, 120 min; 3 and 4 h) on bucket edges so compliance reads off them.
+const TICKET_BUCKETS_SECONDS: &[f64] = &[
+    1.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0,
+    10800.0, 14400.0, 21600.0, 43200.0, 86400.0,
+];
+
+/// Upper bounds of the engine's decision time, seconds: a microsecond to 50 ms.
+const DECISION_BUCKETS_SECONDS: &[f64] = &[
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.005,
+    0.01,
+    0.05,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+fn builder() -> Result<PrometheusBuilder, metrics_exporter_prometheus::BuildError> {
+    let mut builder = PrometheusBuilder::new().set_buckets(BUCKETS_SECONDS)?;
+    for name in [
+        REPORT_TO_DISPATCH_SECONDS,
+        DISPATCH_TO_ACKNOWLEDGE_SECONDS,
+        REPORT_TO_ARRIVAL_SECONDS,
+        ARRIVAL_TO_RESTORATION_SECONDS,
+        RESTORATION_TO_RETURN_SECONDS,
+    ] {
+        builder =
+            builder.set_buckets_for_metric(Matcher::Full(name.into()), TICKET_BUCKETS_SECONDS)?;
+    }
+    builder.set_buckets_for_metric(
+        Matcher::Full(ENGINE_DECISION_SECONDS.into()),
+        DECISION_BUCKETS_SECONDS,
+    )
+}
 
 /// Installs the process-wide recorder once and returns its handle; later calls (several
 /// services in one test process) share it. If another recorder was installed first, the
@@ -89,11 +243,9 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 pub fn install() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
-            let builder = || {
-                PrometheusBuilder::new()
-                    .set_buckets(BUCKETS_SECONDS)
-                    .unwrap_or_else(|_| PrometheusBuilder::new())
-            };
+            // The buckets are constants, non-empty: building cannot fail, and if it ever
+            // did, summaries instead of histograms would still be a working /metrics.
+            let builder = || builder().unwrap_or_else(|_| PrometheusBuilder::new());
             let handle = match builder().install_recorder() {
                 Ok(handle) => handle,
                 Err(error) => {
@@ -116,6 +268,7 @@ fn describe() {
         }
     }
     gauge!(STORE_FAILED).set(0.0);
+    gauge!(EVENT_STREAM_CLIENTS).set(0.0);
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
@@ -125,27 +278,112 @@ pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
         ("status", status.to_string()),
     ];
     counter!(HTTP_REQUESTS_TOTAL, &labels).increment(1);
-    metrics::histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(seconds);
+    histogram!(HTTP_REQUEST_DURATION_SECONDS, &labels).record(seconds);
 }
 
-pub fn ticket_created(outcome: &'static str) {
-    counter!(TICKETS_CREATED_TOTAL, "outcome" => outcome).increment(1);
+/// A new ticket and what intake did with it (`dispatched`, `queued` or `merged`).
+pub fn ticket_created(category: &'static str, outcome: &'static str) {
+    counter!(TICKETS_TOTAL, "category" => category, "outcome" => outcome).increment(1);
 }
 
-pub fn event(name: &'static str) {
-    counter!(EVENTS_TOTAL, "event" => name).increment(1);
+/// One recorded event: its count, and what [`observe`] made of it for `ticket`.
+pub fn record(event: &Event, ticket: Option<&Ticket>, observations: &[Observation]) {
+    counter!(EVENTS_TOTAL, "event" => event.kind.name()).increment(1);
+    let Some(ticket) = ticket else {
+        return;
+    };
+    let area_class = ticket.area_class.as_str();
+    for observation in observations {
+        match *observation {
+            Observation::Interval { interval, seconds } => {
+                let name = match interval {
+                    Interval::ReportToDispatch => REPORT_TO_DISPATCH_SECONDS,
+                    Interval::DispatchToAcknowledge => DISPATCH_TO_ACKNOWLEDGE_SECONDS,
+                    Interval::ReportToArrival => REPORT_TO_ARRIVAL_SECONDS,
+                    Interval::ArrivalToRestoration => ARRIVAL_TO_RESTORATION_SECONDS,
+                    Interval::RestorationToReturn => RESTORATION_TO_RETURN_SECONDS,
+                };
+                histogram!(
+                    name,
+                    "area_class" => area_class,
+                    "category_class" => ticket.report.category.class(),
+                    "station" => ticket.station.to_string(),
+                )
+                .record(seconds);
+            }
+            Observation::Sla { stage, met } => counter!(
+                SLA_TOTAL,
+                "stage" => stage.as_str(),
+                "area_class" => area_class,
+                "result" => if met { "met" } else { "breached" },
+            )
+            .increment(1),
+            Observation::Warning { stage, level } => counter!(
+                SLA_WARNINGS_TOTAL,
+                "stage" => stage.as_str(),
+                "level" => format!("{}", level.fraction()),
+            )
+            .increment(1),
+            Observation::Reassignment(reason) => {
+                counter!(REASSIGNMENTS_TOTAL, "reason" => reason).increment(1);
+            }
+            Observation::Outcome(outcome) => counter!(
+                TICKETS_TOTAL,
+                "category" => ticket.report.category.as_str(),
+                "outcome" => outcome,
+            )
+            .increment(1),
+        }
+    }
 }
 
-pub fn acknowledge_timeout() {
-    counter!(ACKNOWLEDGE_TIMEOUTS_TOTAL).increment(1);
+/// The engine took `seconds` to decide a `command` (`report`, `ticket_step`, `crew_duty`,
+/// `crew_position` or `fire_deadlines`).
+pub fn engine_decision(command: &'static str, seconds: f64) {
+    histogram!(ENGINE_DECISION_SECONDS, "command" => command).record(seconds);
 }
 
-pub fn queued_tickets(count: usize) {
-    gauge!(QUEUED_TICKETS).set(count as f64);
+/// A crew's position ping: taken, or dropped as not newer than the last fix.
+pub fn crew_ping(accepted: bool) {
+    let outcome = if accepted { "accepted" } else { "stale" };
+    counter!(CREW_PINGS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// What the gauges show, read from the engine when `/metrics` is scraped (so an age keeps
+/// growing between events, and the write path never pays for them).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Gauges {
+    pub census: Census,
+    pub queued: usize,
+    pub oldest_queued_age_seconds: f64,
+    /// Unix seconds of the latest event; `None` before the first.
+    pub last_event_seconds: Option<f64>,
+}
+
+pub fn set_gauges(gauges: &Gauges) {
+    for state in TicketState::ALL {
+        if !state.is_final() {
+            gauge!(OPEN_TICKETS, "state" => state.as_str())
+                .set(gauges.census.tickets[state.index()] as f64);
+        }
+    }
+    for (name, count) in CrewStatus::NAMES.iter().zip(gauges.census.crews) {
+        gauge!(CREWS, "state" => *name).set(count as f64);
+    }
+    gauge!(QUEUED_TICKETS).set(gauges.queued as f64);
+    gauge!(OLDEST_QUEUED_AGE_SECONDS).set(gauges.oldest_queued_age_seconds);
+    if let Some(at) = gauges.last_event_seconds {
+        gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(at);
+    }
+}
+
+/// A client connected to (`+1`) or left (`-1`) the event stream.
+pub fn event_stream_clients(delta: f64) {
+    gauge!(EVENT_STREAM_CLIENTS).increment(delta);
 }
 
 pub fn store_write(durability: &'static str, seconds: f64) {
-    metrics::histogram!(STORE_WRITE_DURATION_SECONDS, "durability" => durability).record(seconds);
+    histogram!(STORE_WRITE_DURATION_SECONDS, "durability" => durability).record(seconds);
 }
 
 pub fn store_failed() {

@@ -62,10 +62,12 @@ pub enum Action {
     /// SLA summary and reliability indices.
     ReadReports,
     MintCrewToken,
+    /// The live event stream (`/v1/events`).
+    WatchEvents,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::CreateTicket,
         Action::ListTickets,
         Action::ReadTicket,
@@ -78,6 +80,7 @@ impl Action {
         Action::ListCrews,
         Action::ReadReports,
         Action::MintCrewToken,
+        Action::WatchEvents,
     ];
 }
 
@@ -93,7 +96,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         A::CloseTicket => role == R::Agent,
         A::CrewStep | A::ReportForCrew => role == R::Crew,
         A::ReadCrewJobs => matches!(role, R::Crew | R::Supervisor | R::Admin),
-        A::ListStations | A::ListCrews | A::ReadReports => {
+        A::ListStations | A::ListCrews | A::ReadReports | A::WatchEvents => {
             matches!(role, R::Supervisor | R::Admin)
         }
         A::MintCrewToken => role == R::Admin,
@@ -217,6 +220,7 @@ mod tests {
         assert_eq!(allowed(Action::CrewStep), vec![Crew]);
         assert_eq!(allowed(Action::ListCrews), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::ReadReports), vec![Supervisor, Admin]);
+        assert_eq!(allowed(Action::WatchEvents), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
         // Every action is open to someone.
         for action in Action::ALL {

@@ -34,6 +34,7 @@
 
 pub mod auth;
 mod clock;
+mod live;
 mod reports;
 #[cfg(test)]
 mod tests;
@@ -42,14 +43,16 @@ pub use auth::{Action, Principal, TokenBook, permits};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::domain::{
-    Actor, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon, Station, StationId,
-    Ticket, TicketCommand, TicketId, TicketState, Timestamp,
+    Actor, CheckpointKind, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon,
+    Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
 };
 use crate::engine::{Command, Engine, EngineError};
 use crate::metrics;
 use crate::store::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use live::LiveFeed;
+pub use live::{LiveEvent, Received, Subscription};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -180,6 +183,8 @@ struct Inner {
     /// Time of the latest event: `now` never goes back, so timelines stay in order even if
     /// the wall clock steps back.
     last_now: Timestamp,
+    /// When the latest event was recorded (or replayed), for the "no events lately" alarm.
+    last_event_at: Option<Timestamp>,
     /// The latest durable commit: what a read must wait for.
     horizon: Commit,
     /// The `at` of each crew's latest accepted position fix, to drop late or repeated pings.
@@ -200,9 +205,30 @@ impl Inner {
 
     fn note(&mut self, event: &Event) {
         self.last_now = self.last_now.max(event.at);
+        self.last_event_at = Some(self.last_now);
         if matches!(event.kind, EventKind::Returned { .. }) {
             self.returned_orders += 1;
         }
+    }
+
+    /// Decides `command` on the engine, timing the decision for the metrics.
+    fn decide(
+        &mut self,
+        command: Command,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, EngineError> {
+        let label = match &command {
+            Command::Report { .. } => "report",
+            Command::Ticket { .. } => "ticket_step",
+            Command::CrewDuty { .. } => "crew_duty",
+            Command::CrewPosition { .. } => "crew_position",
+            Command::FireDeadlines => "fire_deadlines",
+        };
+        let started = Instant::now();
+        let decided = self.engine.handle(command, actor, now);
+        metrics::engine_decision(label, started.elapsed().as_secs_f64());
+        decided
     }
 
     /// True when the engine's next deadline is earlier than the one the driver sleeps for:
@@ -243,6 +269,8 @@ pub struct Dispatcher {
     /// The longest the driver sleeps before reading the clock again (`MAX_DEADLINE_SLEEP`;
     /// tests lengthen it to show that the wake-up alone brings an earlier deadline forward).
     deadline_recheck: Duration,
+    /// Committed events for `/v1/events`.
+    live: LiveFeed,
 }
 
 impl Dispatcher {
@@ -260,6 +288,7 @@ impl Dispatcher {
             idempotency: HashMap::new(),
             driver_until: Some(Timestamp::from_millis(i64::MIN)),
             last_now: Timestamp::from_millis(0),
+            last_event_at: None,
             returned_orders: 0,
             repair_stats: None,
             horizon: committed(),
@@ -269,6 +298,7 @@ impl Dispatcher {
         let recovered = {
             let mut sink = |event: Event| {
                 inner.last_now = inner.last_now.max(event.at);
+                inner.last_event_at = Some(inner.last_now);
                 inner.engine.apply(&event);
             };
             store.replay(&mut sink).await?
@@ -283,7 +313,6 @@ impl Dispatcher {
         for problem in problems.iter().take(20) {
             tracing::error!(problem, "state rebuilt from the store breaks an invariant");
         }
-        metrics::queued_tickets(inner.engine.queue_len());
         tracing::info!(
             events = recovered.events,
             tickets = inner.engine.tickets().count(),
@@ -301,6 +330,33 @@ impl Dispatcher {
             options,
             deadline_moved: Notify::new(),
             deadline_recheck: MAX_DEADLINE_SLEEP,
+            live: LiveFeed::start(),
+        })
+    }
+
+    /// The committed events from now on, in order, for `/v1/events`.
+    pub fn subscribe(&self) -> Subscription {
+        self.live.subscribe()
+    }
+
+    /// Ends every event stream: the first step of a shutdown, so open streams do not hold
+    /// the server past its grace period.
+    pub fn end_streams(&self) {
+        self.live.end();
+    }
+
+    /// The gauges' values now (read when `/metrics` is scraped).
+    pub fn gauges(&self) -> Result<metrics::Gauges, ServiceError> {
+        let inner = self.lock()?;
+        let now = inner.last_now.max(self.clock.now());
+        Ok(metrics::Gauges {
+            census: inner.engine.census(),
+            queued: inner.engine.queue_len(),
+            oldest_queued_age_seconds: inner
+                .engine
+                .oldest_queued_report()
+                .map_or(0.0, |at| now.since(at).as_secs_f64()),
+            last_event_seconds: inner.last_event_at.map(|at| at.as_millis() as f64 / 1000.0),
         })
     }
 
@@ -344,12 +400,21 @@ impl Dispatcher {
     /// Hands a batch to the store; call with the engine locked. The commit runs in its own
     /// task, so a failure is noticed even if the request that caused it goes away.
     fn commit(&self, inner: &mut Inner, batch: Batch, durability: Durability) -> Commit {
+        let sla = inner.engine.config().sla;
         for event in &batch.events {
-            metrics::event(event.kind.name());
+            let ticket_id = event.kind.ticket();
+            let ticket = ticket_id.and_then(|id| inner.engine.ticket(id));
+            let observations = metrics::observe(event, ticket, &sla, |stage| {
+                ticket_id.is_some_and(|id| {
+                    inner
+                        .engine
+                        .checkpoint_fired(id, stage, CheckpointKind::Breach)
+                })
+            });
+            metrics::record(event, ticket, &observations);
             inner.note(event);
         }
-        // Every decision may queue or dispatch: the gauge is refreshed where they all pass.
-        metrics::queued_tickets(inner.engine.queue_len());
+        let live = self.live.prepare(&inner.engine, &batch.events);
         if inner.deadline_moved_up() {
             // A stored permit if the driver is not waiting yet: the wake-up is never lost.
             self.deadline_moved.notify_one();
@@ -382,6 +447,9 @@ impl Dispatcher {
         tokio::spawn(commit.clone());
         if durability == Durability::Durable {
             inner.horizon = commit.clone();
+        }
+        if let Some(live) = live {
+            self.live.publish_after(commit.clone(), live);
         }
         commit
     }
@@ -422,7 +490,7 @@ impl Dispatcher {
                 self.writable()?;
                 let id = TicketId::new(uuid::Uuid::now_v7().to_string());
                 let now = inner.now(self.clock.as_ref());
-                let events = inner.engine.handle(
+                let events = inner.decide(
                     Command::Report {
                         ticket: id.clone(),
                         report,
@@ -452,7 +520,7 @@ impl Dispatcher {
                     },
                     Durability::Durable,
                 );
-                metrics::ticket_created(ticket.state.as_str());
+                metrics::ticket_created(ticket.report.category.as_str(), ticket.state.as_str());
                 (ticket, false, commit)
             }
         };
@@ -496,7 +564,7 @@ impl Dispatcher {
             }
             self.writable()?;
             let now = inner.now(self.clock.as_ref());
-            let events = inner.engine.handle(
+            let events = inner.decide(
                 Command::Ticket {
                     ticket: id.clone(),
                     command,
@@ -685,12 +753,16 @@ impl Dispatcher {
             self.writable()?;
             if let Some(at) = fix_at {
                 if inner.last_fix.get(crew).is_some_and(|last| *last >= at) {
+                    metrics::crew_ping(false);
                     return Ok(());
                 }
                 inner.last_fix.insert(crew.clone(), at);
             }
+            if matches!(command, Command::CrewPosition { .. }) {
+                metrics::crew_ping(true);
+            }
             let now = inner.now(self.clock.as_ref());
-            let events = inner.engine.handle(command, actor, now)?;
+            let events = inner.decide(command, actor, now)?;
             let only_positions = events
                 .iter()
                 .all(|e| matches!(e.kind, EventKind::CrewPosition { .. }));
@@ -771,9 +843,7 @@ impl Dispatcher {
             if inner.engine.next_deadline().is_none_or(|at| at > now) {
                 return Ok(fired);
             }
-            let events = inner
-                .engine
-                .handle(Command::FireDeadlines, Actor::System, now)?;
+            let events = inner.decide(Command::FireDeadlines, Actor::System, now)?;
             for event in &events {
                 match &event.kind {
                     EventKind::SlaWarning {
@@ -799,7 +869,6 @@ impl Dispatcher {
                         reason: DeclineReason::AcknowledgeTimeout,
                     } => {
                         fired.timeouts += 1;
-                        metrics::acknowledge_timeout();
                         tracing::warn!(
                             ticket.id = %ticket,
                             crew.id = %crew,
