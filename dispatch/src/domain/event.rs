@@ -148,6 +148,31 @@ impl EventKind {
         }
     }
 
+    /// The state a ticket is in right after this event, when the event moves it (a
+    /// projection for stores and displays; `Ticket::apply` is the rule, and a test holds the
+    /// two together).
+    pub fn resulting_state(&self) -> Option<super::TicketState> {
+        use super::TicketState as S;
+        Some(match self {
+            EventKind::Reported { .. } | EventKind::Queued { .. } | EventKind::Declined { .. } => {
+                S::Queued
+            }
+            EventKind::Merged { .. } => S::Merged,
+            EventKind::Dispatched { .. } => S::Dispatched,
+            EventKind::Acknowledged { .. } => S::Acknowledged,
+            EventKind::Departed { .. } => S::EnRoute,
+            EventKind::Arrived { .. } => S::OnSite,
+            EventKind::Restored { .. } => S::Restored,
+            EventKind::Returned { .. } => S::Returned,
+            EventKind::Closed { .. } => S::Closed,
+            EventKind::Cancelled { .. } => S::Cancelled,
+            EventKind::SlaWarning { .. }
+            | EventKind::SlaBreached { .. }
+            | EventKind::CrewDuty { .. }
+            | EventKind::CrewPosition { .. } => return None,
+        })
+    }
+
     /// The snake_case name used on timelines and in metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -174,6 +199,38 @@ impl EventKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resulting_state_is_what_applying_the_event_gives() {
+        let events = crate::store::conformance::every_kind_of_event();
+        let Some(Event {
+            at,
+            kind:
+                EventKind::Reported {
+                    ticket,
+                    incident,
+                    station,
+                    area_class,
+                    report,
+                    arrive_by,
+                },
+            ..
+        }) = events.first().cloned()
+        else {
+            panic!("every_kind_of_event starts with a report");
+        };
+        let fresh = crate::domain::Ticket::new(
+            ticket, incident, station, area_class, report, at, arrive_by,
+        );
+        for event in &events {
+            let mut ticket = fresh.clone();
+            ticket.apply(event);
+            match event.kind.resulting_state() {
+                Some(state) => assert_eq!(ticket.state, state, "{}", event.kind.name()),
+                None => assert_eq!(ticket.state, fresh.state, "{}", event.kind.name()),
+            }
+        }
+    }
 
     #[test]
     fn events_round_trip_through_json_with_a_readable_tag() {

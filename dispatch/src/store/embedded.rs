@@ -560,6 +560,7 @@ fn read_everything(
     }
     Ok(Recovered {
         events: 0,
+        last_seq: 0,
         idempotency,
         crew_tokens,
     })

@@ -1,6 +1,7 @@
 //! The store: where every event, idempotency key and crew token is kept, behind one trait
-//! with an embedded backend (redb, on local disk) and, later, a Redis backend. The engine's
-//! state is never stored as such: it is rebuilt at start by replaying the events.
+//! with an embedded backend (redb, on local disk) and a Redis backend that several instances
+//! share. The engine's state is never stored as such: it is rebuilt at start by replaying the
+//! events.
 //!
 //! # Contract every backend keeps
 //! - `append` enqueues the batch **when it is called**, not when its future is polled, so
@@ -13,12 +14,18 @@
 //!   pings, where a lost one is harmless) are committed with the next commit and may be lost
 //!   in a crash; they are never reordered before an earlier batch.
 //! - An error says whether the batch may have been written: see [`StoreError`].
+//!
+//! A store that several instances share ([`Store::shared`]) also numbers its batches, lets
+//! one instance at a time append (the holder of the region's lease), and lets every instance
+//! follow what is appended: see [`SharedLog`].
 
 #[doc(hidden)]
 pub mod conformance;
 pub mod embedded;
+pub mod redis;
 
 pub use embedded::EmbeddedStore;
+pub use redis::RedisStore;
 
 use crate::domain::{CrewId, Event, TicketId};
 use futures_util::future::BoxFuture;
@@ -59,6 +66,9 @@ pub enum Durability {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recovered {
     pub events: u64,
+    /// The sequence number of the last batch replayed: 0 for an empty log, and always 0 for
+    /// a store that is not shared (it does not number batches).
+    pub last_seq: u64,
     pub idempotency: Vec<IdempotencyRecord>,
     pub crew_tokens: Vec<CrewTokenRecord>,
 }
@@ -75,12 +85,16 @@ pub enum StoreError {
     /// The stored data cannot be read back: needs an operator.
     #[error("the stored data is unreadable: {0}")]
     Corrupt(String),
+    /// The store is reachable but not fit for the promises the service makes (no
+    /// persistence, a server too old): needs an operator. Nothing was written.
+    #[error("the store is not fit for use: {0}")]
+    Unfit(String),
 }
 
 impl StoreError {
     /// True when the batch certainly was not written.
     pub fn is_certainly_aborted(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(self, StoreError::Unavailable(_) | StoreError::Unfit(_))
     }
 }
 
@@ -107,4 +121,68 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Commits everything accepted so far and stops taking batches (graceful shutdown).
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The shared side of a store several instances use; `None` for a store that this
+    /// process alone writes.
+    fn shared(&self) -> Option<&dyn SharedLog> {
+        None
+    }
+}
+
+/// A batch with its place in a shared log: 1 for the first batch ever appended, then one
+/// more per batch, with no gaps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequenced {
+    pub seq: u64,
+    pub batch: Batch,
+}
+
+/// The outcome of asking for the region's lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    /// This instance holds it; the log's last batch then was `head`. Appends are refused
+    /// until [`SharedLog::fence`] says where this instance's appends begin.
+    Acquired { head: u64 },
+    /// Another instance holds it, advertising `holder` (where to send writes).
+    HeldBy(String),
+    /// Nobody holds it, but taking it failed in a race: ask again.
+    Vacant,
+}
+
+/// A log that several instances share: one at a time appends (the lease holder, fenced so a
+/// deposed holder's appends are refused), every one follows.
+///
+/// # Contract
+/// - Appends succeed only while this instance holds the lease and is fenced, and only in
+///   sequence: a batch whose number does not follow the log's last one is refused as
+///   certainly not written. So two instances can never both extend the log, even if one
+///   still believes it leads after its lease has passed to the other.
+/// - [`SharedLog::tail`] returns batches after the last one replayed or tailed, in order,
+///   each exactly once per call sequence.
+pub trait SharedLog: Send + Sync + std::fmt::Debug {
+    /// Tries to take the region's lease for `ttl`, advertising `holder` to the others.
+    fn acquire(
+        &self,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'_, Result<Lease, StoreError>>;
+
+    /// Extends the lease this instance holds; `Ok(false)` when it is no longer its own.
+    fn renew(&self, ttl: std::time::Duration) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Gives the lease up (shutdown), so another instance need not wait for it to expire.
+    fn release(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Lets appends through under the lease taken last, numbering them from `next_seq`.
+    fn fence(&self, next_seq: u64);
+
+    /// Refuses appends from now on (the lease is lost or given up).
+    fn unfence(&self);
+
+    /// Batches appended after the last one replayed or tailed, oldest first; waits up to
+    /// `wait` for one when there is none.
+    fn tail(&self, wait: std::time::Duration) -> BoxFuture<'_, Result<Vec<Sequenced>, StoreError>>;
+
+    /// The sequence number of the log's last batch (0 when empty).
+    fn head(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 }

@@ -5,6 +5,8 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use dispatch::config::{Config, Role, ServerConfig, TokenConfig};
 use dispatch::domain::{Event, TicketId};
 use dispatch::service::{Clock, Dispatcher};

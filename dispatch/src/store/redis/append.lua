@@ -1,0 +1,100 @@
+-- Appends batches to a region's log, atomically, only for the holder of the region's lease
+-- and only in sequence (so a deposed holder can never extend the log), after checking that no
+-- crew is claimed while it holds another ticket and no ticket gets a second crew.
+--
+-- KEYS: 1 log (stream), 2 last sequence number, 3 lease, 4 idempotency (hash),
+--       5 crew tokens (hash), 6 crew -> ticket (hash), 7 ticket -> crew (hash),
+--       8.. the tickets' own keys (hashes and timelines) that the batches name by index.
+-- ARGV: 1 lease value, 2 sequence number of the first batch, 3 number of batches, then per
+--       batch: payload, idempotency key ('' for none), idempotency record, crew token
+--       field ('' for none), crew id, claim count, claims (op, crew, ticket)...,
+--       push count, pushes (key index, event)..., update count, updates (key index,
+--       field, value)...
+-- Errors (nothing written): NOTLEADER, OUTOFSEQ, CLAIM.
+
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('NOTLEADER this instance does not hold the region lease')
+end
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+local first = tonumber(ARGV[2])
+if first ~= last + 1 then
+  return redis.error_reply('OUTOFSEQ the log ends at ' .. last .. ', the batch is ' .. first)
+end
+
+-- Parse every batch first.
+local batches = {}
+local at = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local b = { payload = ARGV[at], idem_key = ARGV[at + 1], idem = ARGV[at + 2],
+              token = ARGV[at + 3], token_crew = ARGV[at + 4], claims = {}, pushes = {},
+              updates = {} }
+  at = at + 5
+  for _ = 1, tonumber(ARGV[at]) do
+    table.insert(b.claims, { ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] })
+    at = at + 3
+  end
+  at = at + 1
+  for _ = 1, tonumber(ARGV[at]) do
+    table.insert(b.pushes, { tonumber(ARGV[at + 1]), ARGV[at + 2] })
+    at = at + 2
+  end
+  at = at + 1
+  for _ = 1, tonumber(ARGV[at]) do
+    table.insert(b.updates, { tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3] })
+    at = at + 3
+  end
+  at = at + 1
+  table.insert(batches, b)
+end
+
+-- Check the claims in order, over what the earlier ones change (false: no entry).
+local crew_job, ticket_crew = {}, {}
+local function job_of(crew)
+  local v = crew_job[crew]
+  if v == nil then v = redis.call('HGET', KEYS[6], crew) end
+  return v
+end
+local function crew_of(ticket)
+  local v = ticket_crew[ticket]
+  if v == nil then v = redis.call('HGET', KEYS[7], ticket) end
+  return v
+end
+for _, b in ipairs(batches) do
+  for _, c in ipairs(b.claims) do
+    local op, crew, ticket = c[1], c[2], c[3]
+    if op == 'claim' then
+      local held = job_of(crew)
+      if held and held ~= ticket then
+        return redis.error_reply('CLAIM crew ' .. crew .. ' holds ticket ' .. held)
+      end
+      local other = crew_of(ticket)
+      if other and other ~= crew then
+        return redis.error_reply('CLAIM ticket ' .. ticket .. ' has crew ' .. other)
+      end
+      crew_job[crew] = ticket
+      ticket_crew[ticket] = crew
+    elseif job_of(crew) == ticket then
+      crew_job[crew] = false
+      ticket_crew[ticket] = false
+    end
+  end
+end
+
+-- Write.
+local seq = last
+for _, b in ipairs(batches) do
+  seq = seq + 1
+  redis.call('XADD', KEYS[1], '*', 'seq', seq, 'batch', b.payload)
+  if b.idem_key ~= '' then redis.call('HSET', KEYS[4], b.idem_key, b.idem) end
+  if b.token ~= '' then redis.call('HSET', KEYS[5], b.token, b.token_crew) end
+  for _, p in ipairs(b.pushes) do redis.call('RPUSH', KEYS[p[1]], p[2]) end
+  for _, u in ipairs(b.updates) do redis.call('HSET', KEYS[u[1]], u[2], u[3]) end
+end
+for crew, ticket in pairs(crew_job) do
+  if ticket then redis.call('HSET', KEYS[6], crew, ticket) else redis.call('HDEL', KEYS[6], crew) end
+end
+for ticket, crew in pairs(ticket_crew) do
+  if crew then redis.call('HSET', KEYS[7], ticket, crew) else redis.call('HDEL', KEYS[7], ticket) end
+end
+redis.call('SET', KEYS[2], seq)
+return seq

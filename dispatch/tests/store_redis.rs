@@ -1,0 +1,322 @@
+//! The Redis store: the store contract (`dispatch::store::conformance`) against a real
+//! `redis-server` started by each test, then what only a shared log has: the lease that fences
+//! a deposed holder, numbered batches, the claim check, following the log, the persistence
+//! check at start, and Redis dying under it.
+
+// Tests: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::redis::RedisServer;
+use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
+use dispatch::store::conformance::{Backend, events_batch, numbered_batch, replay_all};
+use dispatch::store::redis::RedisOptions;
+use dispatch::store::{Durability, Lease, RedisStore, SharedLog, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn options(server: &RedisServer, namespace: &str) -> RedisOptions {
+    RedisOptions {
+        urls: vec![server.url()],
+        namespace: namespace.to_owned(),
+        timeout: Duration::from_secs(2),
+        allow_volatile: false,
+    }
+}
+
+fn lease_key(namespace: &str) -> String {
+    format!("dispatch:{{{namespace}}}:lease")
+}
+
+/// Takes the lease (clearing one a dropped store left behind) and fences appends after the
+/// log's end: the store can then append, as the lease holder's can.
+async fn lead(server: &RedisServer, store: &RedisStore) {
+    for _ in 0..3 {
+        match store.acquire("http://test", LEASE).await.unwrap() {
+            Lease::Acquired { head } => {
+                store.fence(head + 1);
+                return;
+            }
+            Lease::HeldBy(_) | Lease::Vacant => {
+                server.cli(&["DEL", &lease_key(store.namespace())]).unwrap();
+            }
+        }
+    }
+    panic!("could not take the lease");
+}
+
+struct Redis {
+    server: RedisServer,
+}
+
+impl Redis {
+    fn start() -> Self {
+        Self {
+            server: RedisServer::start(),
+        }
+    }
+}
+
+static NAMESPACES: AtomicU64 = AtomicU64::new(0);
+
+impl Backend for Redis {
+    type Store = RedisStore;
+    type Location = String;
+
+    fn location(&self) -> String {
+        format!("region-{}", NAMESPACES.fetch_add(1, Ordering::Relaxed))
+    }
+
+    async fn open(&self, namespace: &String) -> RedisStore {
+        let store = RedisStore::open(options(&self.server, namespace))
+            .await
+            .expect("open the Redis store");
+        lead(&self.server, &store).await;
+        store
+    }
+}
+
+dispatch::store_conformance_tests!(Redis::start());
+
+fn dispatched(at: i64, ticket: &str, crew: &str) -> Event {
+    Event {
+        at: Timestamp::from_millis(at),
+        actor: Actor::System,
+        kind: EventKind::Dispatched {
+            ticket: TicketId::new(ticket),
+            crew: CrewId::new(crew),
+            eta_minutes: 12.5,
+            acknowledge_by: Timestamp::from_millis(at + 300_000),
+        },
+    }
+}
+
+async fn open(server: &RedisServer, namespace: &str) -> RedisStore {
+    RedisStore::open(options(server, namespace)).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_deposed_holder_cannot_append_behind_the_new_one() {
+    let server = RedisServer::start();
+    let old = open(&server, "huizhou").await;
+    lead(&server, &old).await;
+    old.append(numbered_batch(1), Durability::Durable)
+        .await
+        .unwrap();
+
+    // The old holder pauses past its lease; another instance takes over.
+    server.cli(&["DEL", &lease_key("huizhou")]).unwrap();
+    let new = open(&server, "huizhou").await;
+    let (_, recovered) = replay_all(&new).await;
+    match new.acquire("http://new", LEASE).await.unwrap() {
+        Lease::Acquired { head } => {
+            assert_eq!(head, recovered.last_seq);
+            new.fence(head + 1);
+        }
+        other => panic!("the lease was free, got {other:?}"),
+    }
+
+    let refused = old
+        .append(numbered_batch(2), Durability::Durable)
+        .await
+        .unwrap_err();
+    assert!(refused.is_certainly_aborted(), "{refused:?}");
+    new.append(numbered_batch(3), Durability::Durable)
+        .await
+        .unwrap();
+
+    let (events, recovered) = replay_all(&open(&server, "huizhou").await).await;
+    let want: Vec<Event> = [1, 3]
+        .iter()
+        .flat_map(|n| numbered_batch(*n).events)
+        .collect();
+    assert_eq!(events, want);
+    assert_eq!(recovered.last_seq, 2);
+    // The old holder learns who leads now.
+    assert_eq!(
+        old.acquire("http://old", LEASE).await.unwrap(),
+        Lease::HeldBy("http://new".into())
+    );
+}
+
+#[tokio::test]
+async fn a_batch_out_of_sequence_is_refused_and_nothing_is_written() {
+    let server = RedisServer::start();
+    let store = open(&server, "huizhou").await;
+    match store.acquire("http://test", LEASE).await.unwrap() {
+        // As if memory were ahead of the log by four batches.
+        Lease::Acquired { head } => store.fence(head + 5),
+        other => panic!("{other:?}"),
+    }
+    let refused = store
+        .append(numbered_batch(1), Durability::Durable)
+        .await
+        .unwrap_err();
+    assert!(refused.is_certainly_aborted(), "{refused:?}");
+    assert_eq!(store.head().await.unwrap(), 0);
+    let (events, _) = replay_all(&store).await;
+    assert!(events.is_empty());
+}
+
+#[tokio::test]
+async fn a_crew_is_never_claimed_twice_nor_a_ticket_given_two_crews() {
+    let server = RedisServer::start();
+    let store = open(&server, "huizhou").await;
+    lead(&server, &store).await;
+    store
+        .append(
+            events_batch(vec![dispatched(1, "T-1", "C-1")]),
+            Durability::Durable,
+        )
+        .await
+        .unwrap();
+
+    for (ticket, crew) in [("T-2", "C-1"), ("T-1", "C-2")] {
+        let refused = store
+            .append(
+                events_batch(vec![dispatched(2, ticket, crew)]),
+                Durability::Durable,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            refused.is_certainly_aborted(),
+            "{ticket} → {crew}: {refused:?}"
+        );
+        // After a refusal the store takes nothing until re-fenced at the log's end.
+        let still = store
+            .append(numbered_batch(9), Durability::Durable)
+            .await
+            .unwrap_err();
+        assert!(still.is_certainly_aborted());
+        store.fence(store.head().await.unwrap() + 1);
+    }
+
+    // Once C-1 returns T-1 it may take another job.
+    let returned = Event {
+        at: Timestamp::from_millis(3),
+        actor: Actor::Crew(CrewId::new("C-1")),
+        kind: EventKind::Declined {
+            ticket: TicketId::new("T-1"),
+            crew: CrewId::new("C-1"),
+            reason: dispatch::domain::DeclineReason::AcknowledgeTimeout,
+        },
+    };
+    store
+        .append(
+            events_batch(vec![returned.clone(), dispatched(4, "T-2", "C-1")]),
+            Durability::Durable,
+        )
+        .await
+        .unwrap();
+    let (events, _) = replay_all(&store).await;
+    assert_eq!(
+        events,
+        vec![
+            dispatched(1, "T-1", "C-1"),
+            returned,
+            dispatched(4, "T-2", "C-1")
+        ]
+    );
+    assert_eq!(
+        server
+            .cli(&["HGET", "dispatch:{huizhou}:crew-jobs", "C-1"])
+            .unwrap()
+            .trim(),
+        "T-2"
+    );
+    assert_eq!(
+        server
+            .cli(&["HGET", "dispatch:{huizhou}:ticket:T-2", "state"])
+            .unwrap()
+            .trim(),
+        "dispatched"
+    );
+}
+
+#[tokio::test]
+async fn a_follower_tails_every_batch_in_order_with_its_number() {
+    let server = RedisServer::start();
+    let leader = open(&server, "huizhou").await;
+    lead(&server, &leader).await;
+    leader
+        .append(numbered_batch(0), Durability::Durable)
+        .await
+        .unwrap();
+    let follower = open(&server, "huizhou").await;
+    let (events, recovered) = replay_all(&follower).await;
+    assert_eq!(events, numbered_batch(0).events);
+    assert_eq!(recovered.last_seq, 1);
+
+    for n in 1..=5 {
+        leader
+            .append(numbered_batch(n), Durability::Durable)
+            .await
+            .unwrap();
+    }
+    let mut tailed = Vec::new();
+    while tailed.len() < 5 {
+        tailed.extend(follower.tail(Duration::from_secs(2)).await.unwrap());
+    }
+    let seqs: Vec<u64> = tailed.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+    for (n, batch) in (1..=5).zip(&tailed) {
+        assert_eq!(batch.batch, numbered_batch(n));
+    }
+    // Nothing new: an empty answer after the wait.
+    assert!(
+        follower
+            .tail(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_keeps_nothing_on_disk_is_refused_unless_allowed() {
+    let server = RedisServer::start_volatile();
+    let refused = RedisStore::open(options(&server, "huizhou"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Unfit(m) if m.contains("appendonly")),
+        "{refused}"
+    );
+    let allowed = RedisStore::open(RedisOptions {
+        allow_volatile: true,
+        ..options(&server, "huizhou")
+    })
+    .await;
+    assert!(allowed.is_ok());
+}
+
+#[tokio::test]
+async fn a_redis_that_dies_fails_appends_and_what_it_acknowledged_survives_its_restart() {
+    let mut server = RedisServer::start();
+    let store = open(&server, "huizhou").await;
+    lead(&server, &store).await;
+    store
+        .append(numbered_batch(1), Durability::Durable)
+        .await
+        .unwrap();
+
+    server.kill();
+    let failed = tokio::time::timeout(
+        Duration::from_secs(15),
+        store.append(numbered_batch(2), Durability::Durable),
+    )
+    .await
+    .expect("an append fails within its timeout, not hangs");
+    assert!(failed.is_err());
+    assert!(store.ping().await.is_err());
+
+    server.restart();
+    let after = open(&server, "huizhou").await;
+    let (events, recovered) = replay_all(&after).await;
+    assert_eq!(recovered.last_seq, 1, "only the acknowledged batch");
+    assert_eq!(events, numbered_batch(1).events);
+}
