@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// After a shutdown signal, in-flight requests get this long before the store is closed.
     pub shutdown_grace_seconds: u64,
+    /// With a shared store: the URL the other instances send writes to while this one
+    /// decides (`http://<bind>` when unset; required when `bind` is a wildcard address).
+    pub advertise_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +60,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_in_flight: 1024,
             shutdown_grace_seconds: 30,
+            advertise_url: None,
         }
     }
 }
@@ -75,11 +79,40 @@ pub struct StoreConfig {
     pub kind: StoreKind,
     /// Embedded: the data directory (also where the development token file lives).
     pub path: PathBuf,
-    /// Redis: the server's URL.
-    pub url: Option<String>,
+    /// Redis: the server's URL, or a list of Cluster nodes (every master, so each one's
+    /// persistence is checked).
+    pub url: Option<RedisUrls>,
+    /// Redis: the region's hash tag in every key (the region directory's name when unset).
+    /// Regions with different namespaces spread over a Cluster's shards.
+    pub namespace: Option<String>,
+    /// Redis: accept a server that keeps nothing on disk (acknowledged tickets are lost
+    /// when it restarts). For tests and demos only.
+    pub allow_volatile: bool,
+    /// Redis: how long the region's lease lasts unless renewed (a third of it apart): the
+    /// longest writes wait for another instance to take over from one that died.
+    pub lease_ms: u64,
+    /// Redis: a command not answered within this long fails.
+    pub command_timeout_ms: u64,
     /// A write not committed within this long is treated as failed (503, service marked
     /// failed), so a hung disk cannot hold requests forever.
     pub write_timeout_ms: u64,
+}
+
+/// One Redis URL, or several Cluster nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RedisUrls {
+    One(String),
+    Cluster(Vec<String>),
+}
+
+impl RedisUrls {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            RedisUrls::One(url) => vec![url.clone()],
+            RedisUrls::Cluster(urls) => urls.clone(),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -88,6 +121,10 @@ impl Default for StoreConfig {
             kind: StoreKind::Embedded,
             path: PathBuf::from("data"),
             url: None,
+            namespace: None,
+            allow_volatile: false,
+            lease_ms: 3_000,
+            command_timeout_ms: 2_000,
             write_timeout_ms: 10_000,
         }
     }
@@ -96,6 +133,14 @@ impl Default for StoreConfig {
 impl StoreConfig {
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.write_timeout_ms)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        Duration::from_millis(self.command_timeout_ms)
     }
 }
 
@@ -188,8 +233,6 @@ pub enum ConfigError {
     Parse(#[from] Box<figment::Error>),
     #[error("invalid configuration: {0}")]
     Invalid(String),
-    #[error("store.kind = \"redis\" is not built yet: use store.kind = \"embedded\" (the default)")]
-    RedisNotBuilt,
     #[error("region directory {0} does not exist (set [region] path)")]
     RegionMissing(PathBuf),
     #[error("development token file {path}: {source}")]
@@ -237,7 +280,38 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |message: String| Err(ConfigError::Invalid(message));
         if self.store.kind == StoreKind::Redis {
-            return Err(ConfigError::RedisNotBuilt);
+            let urls = self
+                .store
+                .url
+                .as_ref()
+                .map(RedisUrls::to_vec)
+                .unwrap_or_default();
+            if urls.is_empty() || urls.iter().any(|u| u.trim().is_empty()) {
+                return invalid(
+                    "store.kind = \"redis\" needs store.url: a URL, or a list of Cluster nodes"
+                        .into(),
+                );
+            }
+            if let Some(namespace) = &self.store.namespace
+                && !crate::store::redis::valid_namespace(namespace)
+            {
+                return invalid(format!(
+                    "store.namespace {namespace:?} must be 1 to 64 letters, digits, '-' or '_'"
+                ));
+            }
+            if self.store.lease_ms < 300 {
+                return invalid("store.lease_ms must be at least 300".into());
+            }
+            if self.store.command_timeout_ms == 0 {
+                return invalid("store.command_timeout_ms must be at least 1".into());
+            }
+            if self.server.advertise_url.is_none() && self.server.bind.ip().is_unspecified() {
+                return invalid(format!(
+                    "server.bind {} listens on every address: set server.advertise_url to the \
+                     URL other instances reach this one at",
+                    self.server.bind
+                ));
+            }
         }
         if self.store.path.as_os_str().is_empty() {
             return invalid("store.path must name a directory".into());
@@ -549,8 +623,26 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_refused_until_it_is_built() {
-        assert!(error_of("[store]\nkind = \"redis\"").contains("not built yet"));
+    fn redis_needs_a_url_and_takes_one_or_a_cluster() {
+        assert!(error_of("[store]\nkind = \"redis\"").contains("store.url"));
+        let one = Config::from_toml("[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379/\"")
+            .unwrap();
+        assert_eq!(one.store.url.unwrap().to_vec(), ["redis://127.0.0.1:6379/"]);
+        let cluster = Config::from_toml(
+            "[store]\nkind = \"redis\"\nurl = [\"redis://a:7000\", \"redis://b:7001\"]",
+        )
+        .unwrap();
+        assert_eq!(cluster.store.url.unwrap().to_vec().len(), 2);
+        assert!(
+            error_of("[store]\nkind = \"redis\"\nurl = \"redis://x/\"\nnamespace = \"a{b}\"")
+                .contains("store.namespace")
+        );
+        assert!(
+            error_of(
+                "[server]\nbind = \"0.0.0.0:8080\"\n[store]\nkind = \"redis\"\nurl = \"redis://x/\""
+            )
+            .contains("advertise_url")
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{EmbeddedStore, Store, StoreError};
+use store::{EmbeddedStore, RedisStore, Store, StoreError};
 use tokio::net::TcpListener;
 
 /// How often the metrics recorder drops idle series and refreshes histogram windows.
@@ -54,6 +54,8 @@ pub enum ServeError {
         #[source]
         source: StoreError,
     },
+    #[error("cannot open the Redis store: {0}")]
+    RedisOpen(#[source] StoreError),
     #[error("cannot recover from the store: {0}")]
     Recovery(#[source] StoreError),
     #[error("serving HTTP failed: {0}")]
@@ -85,10 +87,38 @@ pub async fn run(
                 source,
             })?)
         }
-        StoreKind::Redis => return Err(ConfigError::RedisNotBuilt.into()),
+        StoreKind::Redis => Arc::new(
+            RedisStore::open(redis_options(&config)?)
+                .await
+                .map_err(ServeError::RedisOpen)?,
+        ),
     };
     let dispatcher = Arc::new(recover(&config, store, Arc::new(SystemClock)).await?);
     serve(dispatcher, &config.server, listener, shutdown).await
+}
+
+/// How the Redis store of `config` connects: its namespace defaults to the region
+/// directory's name.
+pub fn redis_options(config: &Config) -> Result<store::redis::RedisOptions, ServeError> {
+    let namespace = match &config.store.namespace {
+        Some(namespace) => namespace.clone(),
+        None => config
+            .region_dir()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "region".into()),
+    };
+    Ok(store::redis::RedisOptions {
+        urls: config
+            .store
+            .url
+            .as_ref()
+            .map(config::RedisUrls::to_vec)
+            .unwrap_or_default(),
+        namespace,
+        timeout: config.store.command_timeout(),
+        allow_volatile: config.store.allow_volatile,
+    })
 }
 
 /// Loads the region, builds the engine and the tokens, and replays `store` into them: the
@@ -104,8 +134,14 @@ pub async fn recover(
         path: region_dir.clone(),
         source,
     })?;
-    let engine = Engine::new(config.engine_config(), region)?;
+    let engine = Engine::new(config.engine_config(), region.clone())?;
     tracing::info!(region = %region_dir.display(), "region loaded");
+    // The configuration was validated just above, so the engine builds again the same way.
+    let engine_config = config.engine_config();
+    let rebuild: service::EngineFactory = Box::new(move || {
+        Engine::new(engine_config.clone(), region.clone())
+            .unwrap_or_else(|_| unreachable!("this configuration built an engine at start"))
+    });
 
     let tokens = if config.tokens.is_empty() {
         let (path, dev) = DevTokens::load_or_create(&config.store.path)?;
@@ -124,18 +160,20 @@ pub async fn recover(
             return Err(ServeError::UnknownTokenCrew(crew.clone()));
         }
     }
-    Dispatcher::recover(
+    Dispatcher::recover_shared(
         engine,
         store,
         TokenBook::new(&tokens),
         clock,
         DispatcherOptions {
             write_timeout: config.store.write_timeout(),
+            lease: config.store.lease(),
             reports: reports::ReportSettings {
                 reliability: config.reliability.clone(),
                 etr: config.etr.clone(),
             },
         },
+        Some(rebuild),
     )
     .await
     .map_err(ServeError::Recovery)
@@ -152,6 +190,17 @@ pub async fn serve(
     let metrics = metrics::install();
     let app = api::app(dispatcher.clone(), metrics.clone(), server);
     let deadlines = tokio::spawn(dispatcher.clone().drive_deadlines());
+    // With a shared store: follow the log, take the lease when free, heal after a failure.
+    let mut replication = Vec::new();
+    if dispatcher.is_shared() {
+        let holder = match &server.advertise_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        replication.push(tokio::spawn(dispatcher.clone().follow_log()));
+        replication.push(tokio::spawn(dispatcher.clone().keep_lease(holder)));
+        replication.push(tokio::spawn(dispatcher.clone().heal()));
+    }
     let upkeep = tokio::spawn(async move {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);
         loop {
@@ -187,6 +236,9 @@ pub async fn serve(
     };
     deadlines.abort();
     upkeep.abort();
+    for task in replication {
+        task.abort();
+    }
     let closed = dispatcher.close().await;
     served?;
     closed.map_err(ServeError::Close)?;

@@ -49,6 +49,8 @@ pub enum ApiError {
     StoreUnavailable,
     #[error("the service is not ready: its store does not answer or a write failed")]
     NotReady,
+    #[error("the region's writing instance is changing over: retry shortly")]
+    NoLeader,
     #[error("internal error")]
     Internal,
 }
@@ -80,6 +82,7 @@ impl ApiError {
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -111,7 +114,10 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
-            ApiError::StoreUnavailable | ApiError::NotReady | ApiError::RateLimited => {
+            ApiError::StoreUnavailable
+            | ApiError::NotReady
+            | ApiError::NoLeader
+            | ApiError::RateLimited => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_SECONDS),
@@ -133,6 +139,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
             ServiceError::IdempotencyConflict => ApiError::IdempotencyConflict,
             ServiceError::Unavailable => ApiError::StoreUnavailable,
+            ServiceError::NotLeader => ApiError::NoLeader,
             ServiceError::Engine(error) => error.into(),
         }
     }

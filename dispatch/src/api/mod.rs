@@ -8,6 +8,7 @@ mod crews;
 pub mod error;
 mod events;
 mod extract;
+pub mod forward;
 mod ops;
 pub mod reports;
 mod tickets;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The OpenAPI document, rendered once.
     pub openapi: Arc<String>,
+    /// Hands writes to the deciding instance (shared stores only).
+    pub forwarder: Option<reqwest::Client>,
 }
 
 #[derive(OpenApi)]
@@ -149,6 +152,10 @@ pub fn app(
     server: &ServerConfig,
 ) -> Router {
     let in_flight = Arc::new(Semaphore::new(server.max_in_flight));
+    let forwarder = dispatcher
+        .is_shared()
+        .then(|| forward::client(dispatcher.write_timeout() + std::time::Duration::from_secs(5)))
+        .flatten();
     let v1 = v1_routes().layer(middleware::from_fn_with_state(in_flight, limit_in_flight));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1)
@@ -161,7 +168,12 @@ pub fn app(
         dispatcher,
         metrics,
         openapi: Arc::new(openapi),
+        forwarder,
     };
+    let router = router.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        forward::route,
+    ));
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

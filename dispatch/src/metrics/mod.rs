@@ -36,6 +36,7 @@ pub const LAST_EVENT_TIMESTAMP_SECONDS: &str = "dispatch_last_event_timestamp_se
 pub const EVENT_STREAM_CLIENTS: &str = "dispatch_event_stream_clients";
 pub const STORE_WRITE_DURATION_SECONDS: &str = "dispatch_store_write_duration_seconds";
 pub const STORE_FAILED: &str = "dispatch_store_failed";
+pub const DECIDES: &str = "dispatch_decides";
 
 /// Kind of a declared metric, for the table below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +184,16 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         STORE_FAILED,
         Kind::Gauge,
         &[],
-        "1 once a store write failed: writes are refused until a restart",
+        "1 once a store write failed: writes are refused until memory is rebuilt (a restart, \
+         or by itself with a shared store)",
+    ),
+    (
+        DECIDES,
+        Kind::Gauge,
+        &[],
+        "1 when this instance decides for its region (always with the embedded store; the \
+         lease holder with a shared one). Gauges read from engines are the same on every \
+         instance of a region: aggregate them with max, not sum",
     ),
 ];
 
@@ -358,6 +368,8 @@ pub struct Gauges {
     pub oldest_queued_age_seconds: f64,
     /// Unix seconds of the latest event; `None` before the first.
     pub last_event_seconds: Option<f64>,
+    /// Whether this instance decides for its region.
+    pub decides: bool,
 }
 
 pub fn set_gauges(gauges: &Gauges) {
@@ -375,6 +387,7 @@ pub fn set_gauges(gauges: &Gauges) {
     if let Some(at) = gauges.last_event_seconds {
         gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(at);
     }
+    gauge!(DECIDES).set(if gauges.decides { 1.0 } else { 0.0 });
 }
 
 /// A client connected to (`+1`) or left (`-1`) the event stream.
@@ -388,6 +401,11 @@ pub fn store_write(durability: &'static str, seconds: f64) {
 
 pub fn store_failed() {
     gauge!(STORE_FAILED).set(1.0);
+}
+
+/// Memory was rebuilt from a shared store after a failure: writes are accepted again.
+pub fn store_recovered() {
+    gauge!(STORE_FAILED).set(0.0);
 }
 
 #[cfg(test)]

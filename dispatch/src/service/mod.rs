@@ -26,6 +26,11 @@
 //! a restart the replayed engine knows which checkpoints fired already, so those that came
 //! due while the service was down fire at once, and once.
 //!
+//! # Several instances (a shared store)
+//! With a store that several instances share, one instance at a time decides: the holder of
+//! the region's lease. The others follow the log into their own engines (reads, the live
+//! feed) and the API hands their writes to the holder; see `replication.rs`.
+//!
 //! # Crew positions
 //! Position pings are written `Lazy`: answered once the store has them, not once on disk. A
 //! ping lost in a crash is harmless (the next one replaces it), and syncing each one would
@@ -35,6 +40,7 @@
 pub mod auth;
 mod clock;
 mod live;
+mod replication;
 mod reports;
 #[cfg(test)]
 mod tests;
@@ -53,6 +59,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use live::LiveFeed;
 pub use live::{LiveEvent, Received, Subscription};
+pub use replication::EngineFactory;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -78,6 +85,9 @@ pub enum ServiceError {
     /// The store failed or the service is marked failed: retry later.
     #[error("the store is unavailable")]
     Unavailable,
+    /// Another instance decides for the region (or none does, during a change-over).
+    #[error("this instance does not hold the region's lease")]
+    NotLeader,
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.
@@ -125,6 +135,8 @@ pub struct TicketWithTimeline {
 pub struct DispatcherOptions {
     /// A commit that takes longer counts as failed.
     pub write_timeout: Duration,
+    /// With a shared store: how long the region's lease lasts unless renewed.
+    pub lease: Duration,
     /// How the reports and restoration estimates count (`[reliability]`, `[etr]`).
     pub reports: crate::reports::ReportSettings,
 }
@@ -133,6 +145,7 @@ impl Default for DispatcherOptions {
     fn default() -> Self {
         Self {
             write_timeout: Duration::from_secs(10),
+            lease: Duration::from_secs(3),
             reports: crate::reports::ReportSettings::default(),
         }
     }
@@ -170,6 +183,14 @@ impl Health {
     fn is_failed(&self) -> bool {
         self.failed.load(Ordering::SeqCst)
     }
+
+    /// Writes are accepted again: memory was rebuilt from the store.
+    fn recovered(&self) {
+        if self.failed.swap(false, Ordering::SeqCst) {
+            tracing::info!("memory rebuilt from the store: writes are accepted again");
+            metrics::store_recovered();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -195,6 +216,9 @@ struct Inner {
     returned_orders: u64,
     /// Repair durations learned from returned orders, and the count they were learned at.
     repair_stats: Option<(u64, crate::reports::RepairStats)>,
+    /// With a shared store: the sequence number of the last batch in memory (decided here,
+    /// or followed from the log).
+    applied_seq: u64,
 }
 
 impl Inner {
@@ -271,11 +295,14 @@ pub struct Dispatcher {
     deadline_recheck: Duration,
     /// Committed events for `/v1/events`.
     live: LiveFeed,
+    /// Set with a shared store: who decides, and how far this instance has followed.
+    replication: Option<replication::Replication>,
 }
 
 impl Dispatcher {
     /// Rebuilds the service from the store: every event through `Engine::apply`, then the
-    /// idempotency keys and minted crew tokens.
+    /// idempotency keys and minted crew tokens. With a shared store, `rebuild_engine` makes
+    /// the fresh engine that a later rebuild (after a failed write) replays into.
     pub async fn recover(
         engine: Engine,
         store: Arc<dyn Store>,
@@ -283,6 +310,51 @@ impl Dispatcher {
         clock: Arc<dyn Clock>,
         options: DispatcherOptions,
     ) -> Result<Self, StoreError> {
+        Self::recover_shared(engine, store, tokens, clock, options, None).await
+    }
+
+    /// [`Dispatcher::recover`], with the engine factory a shared store needs to rebuild
+    /// memory after a failed write (ignored for a store this process alone writes).
+    pub async fn recover_shared(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        tokens: TokenBook,
+        clock: Arc<dyn Clock>,
+        options: DispatcherOptions,
+        rebuild_engine: Option<replication::EngineFactory>,
+    ) -> Result<Self, StoreError> {
+        let inner = Self::load(engine, store.as_ref(), &tokens).await?;
+        let replication = match (store.shared(), rebuild_engine) {
+            (Some(_), Some(factory)) => {
+                Some(replication::Replication::new(factory, inner.applied_seq))
+            }
+            (Some(_), None) => {
+                return Err(StoreError::Unfit(
+                    "a shared store needs an engine factory to rebuild from".into(),
+                ));
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            inner: Mutex::new(inner),
+            store,
+            tokens,
+            clock,
+            health: Arc::default(),
+            options,
+            deadline_moved: Notify::new(),
+            deadline_recheck: MAX_DEADLINE_SLEEP,
+            live: LiveFeed::start(),
+            replication,
+        })
+    }
+
+    /// Memory as the store holds it: `engine` (fresh) with every event replayed into it.
+    async fn load(
+        engine: Engine,
+        store: &dyn Store,
+        tokens: &TokenBook,
+    ) -> Result<Inner, StoreError> {
         let mut inner = Inner {
             engine,
             idempotency: HashMap::new(),
@@ -293,6 +365,7 @@ impl Dispatcher {
             repair_stats: None,
             horizon: committed(),
             last_fix: HashMap::new(),
+            applied_seq: 0,
         };
         let started = Instant::now();
         let recovered = {
@@ -303,6 +376,7 @@ impl Dispatcher {
             };
             store.replay(&mut sink).await?
         };
+        inner.applied_seq = recovered.last_seq;
         for record in recovered.idempotency {
             inner.idempotency.insert(record.key.clone(), record);
         }
@@ -315,23 +389,14 @@ impl Dispatcher {
         }
         tracing::info!(
             events = recovered.events,
+            batches = recovered.last_seq,
             tickets = inner.engine.tickets().count(),
             next_deadline_ms = inner.engine.next_deadline().map(|t| t.as_millis()),
             idempotency_keys = inner.idempotency.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "recovered from the store"
         );
-        Ok(Self {
-            inner: Mutex::new(inner),
-            store,
-            tokens,
-            clock,
-            health: Arc::default(),
-            options,
-            deadline_moved: Notify::new(),
-            deadline_recheck: MAX_DEADLINE_SLEEP,
-            live: LiveFeed::start(),
-        })
+        Ok(inner)
     }
 
     /// The committed events from now on, in order, for `/v1/events`.
@@ -357,7 +422,13 @@ impl Dispatcher {
                 .oldest_queued_report()
                 .map_or(0.0, |at| now.since(at).as_secs_f64()),
             last_event_seconds: inner.last_event_at.map(|at| at.as_millis() as f64 / 1000.0),
+            decides: self.decides(),
         })
+    }
+
+    /// How long a write may take before it counts as failed.
+    pub fn write_timeout(&self) -> Duration {
+        self.options.write_timeout
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -392,9 +463,17 @@ impl Dispatcher {
     fn writable(&self) -> Result<(), ServiceError> {
         if self.health.is_failed() {
             Err(ServiceError::Unavailable)
+        } else if !self.decides() {
+            Err(ServiceError::NotLeader)
         } else {
             Ok(())
         }
+    }
+
+    /// Whether this instance makes decisions: always with a store of its own; with a shared
+    /// one, while it holds the region's lease.
+    pub fn decides(&self) -> bool {
+        self.replication.as_ref().is_none_or(|r| r.leading())
     }
 
     /// Hands a batch to the store; call with the engine locked. The commit runs in its own
@@ -420,6 +499,10 @@ impl Dispatcher {
             self.deadline_moved.notify_one();
         }
         let appended = self.store.append(batch, durability);
+        inner.applied_seq += 1;
+        if let Some(replication) = &self.replication {
+            replication.applied(inner.applied_seq);
+        }
         let health = self.health.clone();
         let timeout = self.options.write_timeout;
         let label = match durability {
@@ -836,7 +919,7 @@ impl Dispatcher {
         let mut fired = FiredDeadlines::default();
         let commit = {
             let mut inner = self.lock()?;
-            if self.health.is_failed() {
+            if self.health.is_failed() || !self.decides() {
                 return Ok(fired);
             }
             let now = inner.now(self.clock.as_ref());
@@ -914,10 +997,16 @@ impl Dispatcher {
                 let now = inner.last_now.max(self.clock.now());
                 next.map(|at| at.since(now))
             };
-            if self.health.is_failed() {
+            if self.health.is_failed() && self.replication.is_none() {
                 tracing::warn!("the deadline driver stops: the dispatcher has failed");
                 return;
             }
+            // Another instance decides (or this one is rebuilding): wait to be told.
+            let wait = if self.decides() && !self.health.is_failed() {
+                wait
+            } else {
+                Some(self.deadline_recheck)
+            };
             match wait {
                 Some(wait) if wait.is_zero() => {
                     if let Err(error) = self.fire_deadlines().await {

@@ -352,6 +352,7 @@ impl Store for SyncStore {
         }
         futures_util::future::ready(Ok(Recovered {
             events: count,
+            last_seq: 0,
             idempotency,
             crew_tokens,
         }))

@@ -1,0 +1,135 @@
+//! Several instances on one shared store: the instance that holds the region's lease decides,
+//! so another one hands it every `/v1` write as received and relays the answer, then waits
+//! until its own engine has followed the log past that write, so a read that follows on this
+//! instance sees it. Reads are answered here, once this instance has followed the log as far
+//! as it went when the read came in: every instance answers alike.
+//!
+//! A write that cannot be handed over is answered 503 with `Retry-After`: `no_leader` when
+//! nothing was sent (no holder known, or it cannot be reached), `store_unavailable` when the
+//! request may have reached it (the outcome is unknown; a retry with the same
+//! `Idempotency-Key` is safe). Never a 2xx that did not come from the deciding instance.
+
+use super::error::ApiError;
+use super::{AppState, BODY_LIMIT_BYTES};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Marks a request handed over once, so it is never handed on again.
+pub const FORWARDED: HeaderName = HeaderName::from_static("x-dispatch-forwarded");
+/// On a write's answer from the deciding instance: the log position after it.
+pub const LOG_POSITION: HeaderName = HeaderName::from_static("x-dispatch-log-position");
+
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Builds the client that hands writes over; `None` only if the TLS-free client cannot be
+/// built, and then writes on a following instance answer `no_leader`.
+pub fn client(timeout: std::time::Duration) -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(256)
+        .build()
+        .inspect_err(
+            |error| tracing::error!(%error, "cannot build the client that hands writes over"),
+        )
+        .ok()
+}
+
+pub async fn route(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let dispatcher = &app.dispatcher;
+    // Operations endpoints answer for this instance, whatever the store does.
+    if !dispatcher.is_shared() || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if reads {
+        if let Err(error) = dispatcher.catch_up().await {
+            return ApiError::from(error).into_response();
+        }
+        return next.run(request).await;
+    }
+    if dispatcher.decides() {
+        let mut response = next.run(request).await;
+        if let Ok(position) = HeaderValue::from_str(&dispatcher.applied_seq().to_string()) {
+            response.headers_mut().insert(LOG_POSITION, position);
+        }
+        return response;
+    }
+    if request.headers().contains_key(&FORWARDED) {
+        // Handed over to an instance that no longer decides: the holder changed meanwhile.
+        return ApiError::NoLeader.into_response();
+    }
+    match (dispatcher.leader_url(), &app.forwarder) {
+        (Some(leader), Some(client)) => hand_over(&app, client, &leader, request).await,
+        _ => ApiError::NoLeader.into_response(),
+    }
+}
+
+async fn hand_over(
+    app: &AppState,
+    client: &reqwest::Client,
+    leader: &str,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT_BYTES).await else {
+        return ApiError::PayloadTooLarge.into_response();
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = client
+        .request(parts.method.clone(), format!("{leader}{path}"))
+        .header(FORWARDED, "1")
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, IDEMPOTENCY_KEY] {
+        if let Some(value) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = match outgoing.send().await {
+        Ok(answer) => answer,
+        Err(error) if error.is_connect() => {
+            tracing::warn!(%error, leader, "the deciding instance cannot be reached");
+            return ApiError::NoLeader.into_response();
+        }
+        Err(error) => {
+            tracing::warn!(%error, leader, "a write handed over got no answer: its outcome is unknown");
+            return ApiError::StoreUnavailable.into_response();
+        }
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let Ok(bytes) = answer.bytes().await else {
+        tracing::warn!(
+            leader,
+            "the answer to a write handed over was cut off: its outcome is unknown"
+        );
+        return ApiError::StoreUnavailable.into_response();
+    };
+    let position = headers
+        .get(&LOG_POSITION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(position) = position {
+        // The write stands whatever happens here; waiting only makes this instance's next
+        // read show it.
+        let timeout = app.dispatcher.write_timeout();
+        if !app.dispatcher.wait_applied(position, timeout).await {
+            tracing::warn!(position, "this instance is slow to follow the log");
+        }
+    }
+    let mut response = Response::builder().status(status);
+    for name in [
+        header::CONTENT_TYPE,
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+    ] {
+        if let Some(value) = headers.get(&name) {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(bytes))
+        .unwrap_or_else(|_| ApiError::Internal.into_response())
+}
