@@ -11,18 +11,16 @@
 
 mod common;
 
+use common::process::ServiceProcess as Server;
 use common::*;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::Notify;
 
 const ROUNDS: usize = 3;
@@ -32,7 +30,6 @@ const WORKERS: usize = 6;
 const OPERATIONS_BEFORE_KILL: usize = 150;
 /// No worker reports more than this many tickets in a round.
 const MAX_TICKETS_PER_WORKER: usize = 40;
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The steps of a ticket's life after dispatch: (path suffix, body, state it leads to).
 fn steps() -> Vec<(&'static str, Value, &'static str)> {
@@ -92,71 +89,6 @@ struct Ledger {
     unanswered: Vec<(String, Value)>,
     /// Answers no kill explains (4xx, 5xx): the test fails on any.
     unexpected: Vec<String>,
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    async fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dispatch"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the dispatch binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Reads the JSON log for the bound address, then keeps draining it so the service
-        // never blocks on a full pipe.
-        tokio::spawn(async move {
-            let mut tx = Some(tx);
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
-                    continue;
-                };
-                if entry["fields"]["message"] == "listening"
-                    && let Some(addr) = entry["fields"]["addr"].as_str()
-                    && let Some(tx) = tx.take()
-                {
-                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
-                }
-            }
-        });
-        let addr = tokio::time::timeout(START_TIMEOUT, rx)
-            .await
-            .expect("the service logs its address in time")
-            .expect("the service logs its address before exiting");
-        let server = Self { child, addr };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&self) {
-        let client = client();
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(response) = client.get(self.url("/readyz")).send().await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the service did not become ready"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
 }
 
 fn write_config(dir: &Path) -> std::path::PathBuf {

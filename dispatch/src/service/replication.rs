@@ -279,6 +279,12 @@ impl Dispatcher {
             if !self.health.is_failed() {
                 continue;
             }
+            // Memory may be ahead of the log: stop deciding before anything else.
+            if replication.leading()
+                && let Some(log) = self.store.shared()
+            {
+                self.step_down(log, "a write failed: rebuilding from the log");
+            }
             if self.store.ping().await.is_err() {
                 continue;
             }

@@ -5,6 +5,7 @@
 // Each test binary uses its own part of this module.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod redis;
 
 use dispatch::config::{Config, Role, ServerConfig, TokenConfig};
