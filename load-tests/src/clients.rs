@@ -199,8 +199,10 @@ pub async fn run_floor(
     .await
 }
 
+/// Each client talks to one of `urls` (client `i` to `urls[i % len]`), as behind a load
+/// balancer that keeps a client's connection on one instance.
 pub async fn run_create(
-    url: &str,
+    urls: &[String],
     agent_token: &str,
     crew_tokens: &HashMap<String, String>,
     limits: &Limits,
@@ -209,13 +211,13 @@ pub async fn run_create(
 ) -> anyhow::Result<Outcome> {
     let points = Arc::new(points.to_vec());
     let crew_tokens = Arc::new(crew_tokens.clone());
-    let url = url.to_owned();
+    let urls = urls.to_vec();
     let agent = agent_token.to_owned();
     run_clients(limits, move |shared, http, client| {
         let (points, crew_tokens, url, agent) = (
             points.clone(),
             crew_tokens.clone(),
-            url.clone(),
+            urls[client % urls.len()].clone(),
             agent.clone(),
         );
         async move {
@@ -277,7 +279,7 @@ pub async fn run_create(
 }
 
 pub async fn run_ping(
-    url: &str,
+    urls: &[String],
     crew_tokens: &HashMap<String, String>,
     limits: &Limits,
     points: &[(f64, f64)],
@@ -290,9 +292,13 @@ pub async fn run_ping(
             .map(|(c, t)| (c.clone(), t.clone()))
             .collect(),
     );
-    let url = url.to_owned();
+    let urls = urls.to_vec();
     run_clients(limits, move |shared, http, client| {
-        let (points, crews, url) = (points.clone(), crews.clone(), url.clone());
+        let (points, crews, url) = (
+            points.clone(),
+            crews.clone(),
+            urls[client % urls.len()].clone(),
+        );
         async move {
             let mut rng = SmallRng::seed_from_u64(seed ^ (client as u64) << 8);
             let mut r = ClientResult { main: histogram()?, main_errors: 0, second: histogram()?, second_errors: 0 };

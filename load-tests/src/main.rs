@@ -1,12 +1,16 @@
 //! The load harness: drives a `dispatch serve` it starts itself (on loopback, with a fresh
 //! data directory and known tokens) with N concurrent clients, and measures the same
 //! clients against a minimal axum handler it also starts — the HTTP floor of this machine —
-//! so every figure comes with its ratio to a baseline run beside it.
+//! so every figure comes with its ratio to a baseline run beside it. With
+//! `--backends embedded,redis` it also starts a `redis-server` and two instances sharing it,
+//! with half the clients on each, and reports the Redis pair against the embedded service
+//! measured in the same rounds.
 //!
 //! `cargo run --release -p load-tests -- --help`
 
 mod clients;
 mod floor;
+mod redis;
 mod service;
 
 use anyhow::Context;
@@ -48,6 +52,26 @@ struct Args {
     /// The service's log filter. `info` (the default, as deployed) logs every ticket.
     #[arg(long, default_value = "info")]
     log_filter: String,
+    /// Which stores to measure: `embedded` (one instance), `redis` (two instances sharing a
+    /// Redis the harness starts, with `appendfsync always`).
+    #[arg(long, value_delimiter = ',', default_value = "embedded")]
+    backends: Vec<BackendName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendName {
+    Embedded,
+    Redis,
+}
+
+/// The instances of one backend under test.
+struct UnderTest {
+    name: &'static str,
+    services: Vec<service::Service>,
+    urls: Vec<String>,
+    crew_tokens: std::collections::HashMap<String, String>,
+    /// Kept alive while the services use it.
+    _redis: Option<redis::RedisProcess>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -69,8 +93,34 @@ async fn main() -> anyhow::Result<()> {
     let crews = geo_data::region::load_crews(&args.region)?;
 
     let floor = floor::start().await?;
-    let service = service::start(&args.dispatch_bin, &args.region, &args.log_filter).await?;
-    let crew_tokens = service.mint_crew_tokens(&crews).await?;
+    let mut under_test = Vec::new();
+    for backend in &args.backends {
+        let (name, redis, spec, instances) = match backend {
+            BackendName::Embedded => ("embedded", None, service::Backend::Embedded, 1),
+            BackendName::Redis => {
+                let redis = redis::start()?;
+                let spec = service::Backend::Redis {
+                    url: redis.url.clone(),
+                };
+                ("redis ×2", Some(redis), spec, 2)
+            }
+        };
+        let mut services = Vec::new();
+        for _ in 0..instances {
+            services.push(
+                service::start(&args.dispatch_bin, &args.region, &args.log_filter, &spec).await?,
+            );
+        }
+        let crew_tokens = services[0].mint_crew_tokens(&crews).await?;
+        let urls = services.iter().map(|s| s.url.clone()).collect();
+        under_test.push(UnderTest {
+            name,
+            services,
+            urls,
+            crew_tokens,
+            _redis: redis,
+        });
+    }
 
     println!(
         "{} clients, {} s per measurement, at most {} requests; {} report points, {} crews",
@@ -90,44 +140,79 @@ async fn main() -> anyhow::Result<()> {
         max_requests: args.max_requests,
     };
     for scenario in &args.scenarios {
-        let mut ratios = Vec::new();
+        // Per backend: each round's share of the floor, and of the first backend.
+        let mut shares = vec![Vec::new(); under_test.len()];
+        let mut against_first = vec![Vec::new(); under_test.len()];
         for _ in 0..args.rounds {
-            // The floor, then the service, with the same clients and limits: each round's
-            // ratio compares two runs a few seconds apart.
+            // The floor, then each backend, with the same clients and limits: each round's
+            // ratios compare runs a few seconds apart.
             let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
-            let measured = match scenario {
-                Scenario::Create => {
-                    clients::run_create(
-                        &service.url,
-                        &service.agent_token,
-                        &crew_tokens,
-                        &limits,
-                        &points,
-                        args.seed,
-                    )
-                    .await?
-                }
-                Scenario::Ping => {
-                    clients::run_ping(&service.url, &crew_tokens, &limits, &points, args.seed)
+            let mut first = None;
+            for (i, backend) in under_test.iter().enumerate() {
+                let measured = match scenario {
+                    Scenario::Create => {
+                        clients::run_create(
+                            &backend.urls,
+                            &backend.services[0].agent_token,
+                            &backend.crew_tokens,
+                            &limits,
+                            &points,
+                            args.seed,
+                        )
                         .await?
+                    }
+                    Scenario::Ping => {
+                        clients::run_ping(
+                            &backend.urls,
+                            &backend.crew_tokens,
+                            &limits,
+                            &points,
+                            args.seed,
+                        )
+                        .await?
+                    }
+                };
+                let name = format!("{} ({})", scenario.name(), backend.name);
+                print_row(&name, &measured, &baseline);
+                if let Some(acks) = &measured.secondary {
+                    print_row("  of which crew acks", acks, &baseline);
                 }
-            };
-            print_row(scenario.name(), &measured, &baseline);
-            if let Some(acks) = &measured.secondary {
-                print_row("  of which crew acks", acks, &baseline);
+                let throughput = measured.throughput();
+                shares[i].push(throughput / baseline.throughput().max(f64::MIN_POSITIVE));
+                let first = *first.get_or_insert(throughput);
+                against_first[i].push(throughput / first.max(f64::MIN_POSITIVE));
             }
-            ratios.push(measured.throughput() / baseline.throughput().max(f64::MIN_POSITIVE));
         }
-        ratios.sort_by(f64::total_cmp);
-        println!(
-            "| **{} — median share of the floor over {} rounds** | | | | | | | | **{:.0} %** |",
-            scenario.name(),
-            ratios.len(),
-            100.0 * ratios[ratios.len() / 2]
-        );
+        for (i, backend) in under_test.iter().enumerate() {
+            println!(
+                "| **{} ({}) — median share of the floor over {} rounds** | | | | | | | | **{:.0} %** |",
+                scenario.name(),
+                backend.name,
+                args.rounds,
+                100.0 * median(&mut shares[i])
+            );
+            if i > 0 {
+                println!(
+                    "| **{} ({}) — median ratio to {}** | | | | | | | | **{:.0} %** |",
+                    scenario.name(),
+                    backend.name,
+                    under_test[0].name,
+                    100.0 * median(&mut against_first[i])
+                );
+            }
+        }
     }
-    service.stop().await?;
+    for backend in under_test {
+        for service in backend.services {
+            service.stop().await?;
+        }
+    }
     Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn print_row(name: &str, measured: &Outcome, floor: &Outcome) {

@@ -1,5 +1,6 @@
 //! Starts the real `dispatch serve` on a free loopback port with a fresh data directory and
-//! a config holding known tokens, waits for `/readyz`, and stops it at the end.
+//! a config holding known tokens — on its embedded store, or on a shared Redis — waits for
+//! `/readyz`, and stops it at the end.
 
 use anyhow::{Context, bail};
 use geo_data::format::CrewRecord;
@@ -22,7 +23,22 @@ fn token(seed: &str) -> String {
     format!("loadtest-{seed}-0123456789abcdef")
 }
 
-pub async fn start(binary: &Path, region: &Path, log_filter: &str) -> anyhow::Result<Service> {
+/// Where the service keeps its log.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Embedded,
+    /// A Redis shared with other instances (namespace `loadtest`).
+    Redis {
+        url: String,
+    },
+}
+
+pub async fn start(
+    binary: &Path,
+    region: &Path,
+    log_filter: &str,
+    backend: &Backend,
+) -> anyhow::Result<Service> {
     if !binary.exists() {
         bail!(
             "{} not found: build it first with `cargo build --release -p dispatch`",
@@ -35,11 +51,17 @@ pub async fn start(binary: &Path, region: &Path, log_filter: &str) -> anyhow::Re
         .port();
     let (agent, admin) = (token("agent"), token("admin"));
     let region = std::fs::canonicalize(region)?;
+    let store = match backend {
+        Backend::Embedded => "kind = \"embedded\"".to_owned(),
+        Backend::Redis { url } => {
+            format!("kind = \"redis\"\nurl = \"{url}\"\nnamespace = \"loadtest\"")
+        }
+    };
     let config = format!(
         r#"[server]
 bind = "127.0.0.1:{port}"
 [store]
-kind = "embedded"
+{store}
 path = "{data}"
 [region]
 path = "{region}"

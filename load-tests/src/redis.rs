@@ -1,0 +1,63 @@
+//! A `redis-server` for the Redis measurements (Debian's package; `scripts/test.sh` installs
+//! it): on a free loopback port, in a temporary directory, with the persistence the service
+//! asks for in production (`appendonly yes`, `appendfsync always`); killed when dropped.
+
+use anyhow::{Context, bail};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct RedisProcess {
+    pub url: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+pub fn start() -> anyhow::Result<RedisProcess> {
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
+        .args(["--logfile", ""])
+        .stdout(Stdio::null())
+        .spawn()
+        .context("starting redis-server (Debian's redis-server package)")?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pong = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "PING"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
+            .unwrap_or(false);
+        if pong {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("redis-server did not answer within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(RedisProcess {
+        url: format!("redis://127.0.0.1:{port}/"),
+        child,
+        _dir: dir,
+    })
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
