@@ -1,8 +1,8 @@
 //! Several instances on one shared store: the instance that holds the region's lease decides,
-//! so another one hands it every `/v1` write as received and relays the answer, then waits
-//! until its own engine has followed the log past that write, so a read that follows on this
-//! instance sees it. Reads are answered here, once this instance has followed the log as far
-//! as it went when the read came in: every instance answers alike.
+//! so another one hands it every `/v1` write as received and relays the answer. Reads are
+//! answered here, once this instance has followed the log as far as it went when the read
+//! came in (the deciding instance answers a write only once it is in the log): every
+//! instance answers alike, and a read after a write sees it, whichever instance each lands on.
 //!
 //! A write that cannot be handed over is answered 503 with `Retry-After`: `no_leader` when
 //! nothing was sent (no holder known, or it cannot be reached), `store_unavailable` when the
@@ -13,14 +13,12 @@ use super::error::ApiError;
 use super::{AppState, BODY_LIMIT_BYTES};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Marks a request handed over once, so it is never handed on again.
 pub const FORWARDED: HeaderName = HeaderName::from_static("x-dispatch-forwarded");
-/// On a write's answer from the deciding instance: the log position after it.
-pub const LOG_POSITION: HeaderName = HeaderName::from_static("x-dispatch-log-position");
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
@@ -51,28 +49,19 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
         return next.run(request).await;
     }
     if dispatcher.decides() {
-        let mut response = next.run(request).await;
-        if let Ok(position) = HeaderValue::from_str(&dispatcher.applied_seq().to_string()) {
-            response.headers_mut().insert(LOG_POSITION, position);
-        }
-        return response;
+        return next.run(request).await;
     }
     if request.headers().contains_key(&FORWARDED) {
         // Handed over to an instance that no longer decides: the holder changed meanwhile.
         return ApiError::NoLeader.into_response();
     }
     match (dispatcher.leader_url(), &app.forwarder) {
-        (Some(leader), Some(client)) => hand_over(&app, client, &leader, request).await,
+        (Some(leader), Some(client)) => hand_over(client, &leader, request).await,
         _ => ApiError::NoLeader.into_response(),
     }
 }
 
-async fn hand_over(
-    app: &AppState,
-    client: &reqwest::Client,
-    leader: &str,
-    request: Request,
-) -> Response {
+async fn hand_over(client: &reqwest::Client, leader: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT_BYTES).await else {
         return ApiError::PayloadTooLarge.into_response();
@@ -107,18 +96,6 @@ async fn hand_over(
         );
         return ApiError::StoreUnavailable.into_response();
     };
-    let position = headers
-        .get(&LOG_POSITION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(position) = position {
-        // The write stands whatever happens here; waiting only makes this instance's next
-        // read show it.
-        let timeout = app.dispatcher.write_timeout();
-        if !app.dispatcher.wait_applied(position, timeout).await {
-            tracing::warn!(position, "this instance is slow to follow the log");
-        }
-    }
     let mut response = Response::builder().status(status);
     for name in [
         header::CONTENT_TYPE,

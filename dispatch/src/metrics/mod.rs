@@ -166,7 +166,8 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         LAST_EVENT_TIMESTAMP_SECONDS,
         Kind::Gauge,
         &[],
-        "Unix time of the latest event recorded",
+        "Unix time of the latest event recorded; 0 before the first, and on an instance that \
+         does not decide",
     ),
     (
         EVENT_STREAM_CLIENTS,
@@ -192,8 +193,8 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         Kind::Gauge,
         &[],
         "1 when this instance decides for its region (always with the embedded store; the \
-         lease holder with a shared one). Gauges read from engines are the same on every \
-         instance of a region: aggregate them with max, not sum",
+         lease holder with a shared one). Only that instance reports the engine's gauges and \
+         records counters and histograms; the others report 0, so sums over instances hold",
     ),
 ];
 
@@ -279,6 +280,25 @@ fn describe() {
     }
     gauge!(STORE_FAILED).set(0.0);
     gauge!(EVENT_STREAM_CLIENTS).set(0.0);
+    // A counter's series appears at its first increment, and `increase()` cannot see that
+    // first one: the first breach after a restart would go unalerted. Start the series that
+    // alerts read at zero.
+    for stage in crate::domain::SlaStage::ALL {
+        for class in crate::domain::AreaClass::ALL {
+            for result in ["met", "breached"] {
+                counter!(
+                    SLA_TOTAL,
+                    "stage" => stage.as_str(),
+                    "area_class" => class.as_str(),
+                    "result" => result,
+                )
+                .increment(0);
+            }
+        }
+    }
+    for reason in ["rejected", "acknowledge_timeout"] {
+        counter!(REASSIGNMENTS_TOTAL, "reason" => reason).increment(0);
+    }
 }
 
 pub fn http_request(route: &str, method: &str, status: u16, seconds: f64) {
@@ -384,9 +404,7 @@ pub fn set_gauges(gauges: &Gauges) {
     }
     gauge!(QUEUED_TICKETS).set(gauges.queued as f64);
     gauge!(OLDEST_QUEUED_AGE_SECONDS).set(gauges.oldest_queued_age_seconds);
-    if let Some(at) = gauges.last_event_seconds {
-        gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(at);
-    }
+    gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(gauges.last_event_seconds.unwrap_or(0.0));
     gauge!(DECIDES).set(if gauges.decides { 1.0 } else { 0.0 });
 }
 

@@ -411,7 +411,12 @@ impl Dispatcher {
     }
 
     /// The gauges' values now (read when `/metrics` is scraped).
+    /// An instance that follows another reports zeros, so summing a region's instances
+    /// gives the deciding one's figures (and counters are recorded only where decisions are).
     pub fn gauges(&self) -> Result<metrics::Gauges, ServiceError> {
+        if !self.decides() {
+            return Ok(metrics::Gauges::default());
+        }
         let inner = self.lock()?;
         let now = inner.last_now.max(self.clock.now());
         Ok(metrics::Gauges {
