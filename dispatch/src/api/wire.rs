@@ -515,7 +515,8 @@ impl From<&Event> for TimelineEntry {
             EventKind::Queued { .. }
             | EventKind::Closed { .. }
             | EventKind::CrewDuty { .. }
-            | EventKind::CrewPosition { .. } => {}
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => {}
         }
         entry
     }

@@ -438,7 +438,8 @@ impl Ticket {
             | EventKind::SlaWarning { .. }
             | EventKind::SlaBreached { .. }
             | EventKind::CrewDuty { .. }
-            | EventKind::CrewPosition { .. } => {}
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => {}
         }
     }
 }
