@@ -359,7 +359,7 @@ impl Engine {
     }
 }
 
-/// Candidate tickets of one assignment, for tests: their ids in serving order.
+/// How many tickets and crews the next assignment would weigh, for tests of its bounds.
 #[cfg(test)]
 pub(super) fn candidate_count(engine: &Engine, now: Timestamp) -> (usize, usize) {
     let problem = engine.batch_problem(now);
@@ -464,6 +464,7 @@ mod tests {
             Some(minutes(45)),
         );
         let config = BatchConfig {
+            on_time_minutes: 45.0,
             wait_weight: 0.0,
             ..BatchConfig::default()
         };
