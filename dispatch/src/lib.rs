@@ -4,7 +4,8 @@
 //! `domain` is the pure core, `geo` the spatial indexes, `engine` the decisions that combine
 //! them, `store` where events are kept, `service` the dispatcher that ties engine and store
 //! together, and `api` the HTTP surface. [`run`] starts it all; `main.rs` and the tests both
-//! call it. See ARCHITECTURE.md for the map.
+//! call it. `sim` plays scenarios through the same engine to compare dispatch policies. See
+//! ARCHITECTURE.md for the map.
 
 pub mod api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod region;
 pub mod reports;
 pub mod service;
+pub mod sim;
 pub mod store;
 
 use config::{Config, ConfigError, DevTokens, ServerConfig, StoreKind};
