@@ -5,12 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests start themselves; installed only when absent.
+# Debian packages the tests need, as `command:package` (or `/path/of/a/file:package`);
+# installed only when absent.
 apt_install_missing() {
     local missing=()
     for pair in "$@"; do
-        local command=${pair%%:*} package=${pair##*:}
-        command -v "$command" >/dev/null 2>&1 || missing+=("$package")
+        local need=${pair%%:*} package=${pair##*:}
+        if [[ $need == /* ]]; then
+            [ -e "$need" ] || missing+=("$package")
+        else
+            command -v "$need" >/dev/null 2>&1 || missing+=("$package")
+        fi
     done
     if [ ${#missing[@]} -gt 0 ]; then
         echo "installing ${missing[*]} from Debian's packages"
@@ -18,7 +23,9 @@ apt_install_missing() {
         apt-get install -y -qq --no-install-recommends "${missing[@]}"
     fi
 }
-apt_install_missing redis-server:redis-server promtool:prometheus
+# The simulator's charts draw their text with DejaVu Sans (no system font lookup).
+apt_install_missing redis-server:redis-server promtool:prometheus \
+    /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -4,7 +4,8 @@
 //! `domain` is the pure core, `geo` the spatial indexes, `engine` the decisions that combine
 //! them, `store` where events are kept, `service` the dispatcher that ties engine and store
 //! together, and `api` the HTTP surface. [`run`] starts it all; `main.rs` and the tests both
-//! call it. See ARCHITECTURE.md for the map.
+//! call it. `sim` plays scenarios through the same engine to compare dispatch policies. See
+//! ARCHITECTURE.md for the map.
 
 pub mod api;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod region;
 pub mod reports;
 pub mod service;
+pub mod sim;
 pub mod store;
 
 use config::{Config, ConfigError, DevTokens, ServerConfig, StoreKind};
@@ -190,6 +192,7 @@ pub async fn serve(
     let metrics = metrics::install();
     let app = api::app(dispatcher.clone(), metrics.clone(), server);
     let deadlines = tokio::spawn(dispatcher.clone().drive_deadlines());
+    let batches = tokio::spawn(dispatcher.clone().drive_batches());
     // With a shared store: follow the log, take the lease when free, heal after a failure.
     let mut replication = Vec::new();
     if dispatcher.is_shared() {
@@ -235,6 +238,7 @@ pub async fn serve(
         }
     };
     deadlines.abort();
+    batches.abort();
     upkeep.abort();
     for task in replication {
         task.abort();

@@ -1,9 +1,10 @@
-//! `dispatch serve [--config FILE]`: the service's command line. Everything else lives in the
-//! library, in `dispatch::run`.
+//! `dispatch serve [--config FILE]` and `dispatch simulate …`: the command line. Everything
+//! else lives in the library, in `dispatch::run` and `dispatch::sim`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use dispatch::config::{Config, LogConfig, LogFormat};
+use dispatch::sim::Dispatch;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -31,6 +32,44 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Play a scenario through the engine under dispatch policies and compare them.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// A region directory (stations, service areas, crews).
+    #[arg(long, value_name = "DIR")]
+    region: PathBuf,
+    /// A scenario file (TOML), e.g. dispatch/scenarios/huizhou/typhoon.toml.
+    #[arg(long, value_name = "FILE")]
+    scenario: PathBuf,
+    /// nearest, station, batch, nearest+storm (nearest with storm mode), or all of them.
+    #[arg(long, default_value = "all", value_parser = parse_policies)]
+    policy: Policies,
+    /// The random seed; the scenario's own when left out.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write report.md, compliance.png and queue.png here.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The TrueType font the charts are drawn with.
+    #[arg(long, value_name = "FILE", default_value = dispatch::sim::files::DEFAULT_FONT)]
+    font: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+struct Policies(Vec<Dispatch>);
+
+fn parse_policies(name: &str) -> Result<Policies, String> {
+    if name == "all" {
+        return Ok(Policies(Dispatch::ALL.to_vec()));
+    }
+    Dispatch::from_name(name)
+        .map(|p| Policies(vec![p]))
+        .ok_or_else(|| {
+            format!("{name} is not a policy: nearest, station, batch, nearest+storm or all")
+        })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,7 +81,39 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
             runtime.block_on(serve(config))
         }
+        Command::Simulate(args) => simulate(args),
     }
+}
+
+/// Runs each policy, timing it (the one clock read, here and not in the library), then
+/// prints the comparison and writes the files.
+fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let simulation = dispatch::sim::files::load(&args.region, &args.scenario, args.seed)?;
+    eprintln!(
+        "{}: {} calls over {} h, seed {}",
+        simulation.scenario.name,
+        simulation.calls().len(),
+        simulation.scenario.hours,
+        simulation.seed
+    );
+    let mut outcomes = Vec::new();
+    for policy in args.policy.0 {
+        let started = std::time::Instant::now();
+        outcomes.push(simulation.run(policy)?);
+        eprintln!(
+            "{policy}: simulated in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    print!("{}", simulation.markdown(&outcomes));
+    if let Some(out) = &args.out {
+        dispatch::sim::files::write_outputs(&simulation, &outcomes, out, &args.font)?;
+        eprintln!(
+            "wrote report.md, compliance.png and queue.png to {}",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

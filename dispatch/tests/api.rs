@@ -532,6 +532,13 @@ mod authorization {
             ("GET", "/v1/stations", Value::Null, &[Supervisor, Admin]),
             ("GET", "/v1/crews", Value::Null, &[Supervisor, Admin]),
             ("GET", "/v1/events", Value::Null, &[Supervisor, Admin]),
+            ("GET", "/v1/storm", Value::Null, &[Supervisor, Admin]),
+            (
+                "POST",
+                "/v1/storm",
+                json!({"mode": "automatic"}),
+                &[Supervisor],
+            ),
             (
                 "POST",
                 "/v1/admin/crew-tokens",
@@ -885,6 +892,7 @@ async fn operations_endpoints_answer_without_a_token() {
         "/v1/crews",
         "/v1/admin/crew-tokens",
         "/v1/events",
+        "/v1/storm",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -1318,6 +1326,58 @@ mod metrics_exposition {
         assert!(
             after.contains("dispatch_last_event_timestamp_seconds"),
             "{after}"
+        );
+    }
+}
+
+mod storm_mode {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_supervisor_switches_storm_mode_and_waiting_tickets_go_out_together() {
+        let app = TestApp::spawn_with(
+            FaultyStore::new(),
+            std::sync::Arc::new(dispatch::service::SystemClock),
+            dispatch::config::ServerConfig::default(),
+        )
+        .await;
+        let (status, before) = app.get("/v1/storm", SUPERVISOR).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            (&before["on"], &before["pinned"], &before["policy"]),
+            (&json!(false), &json!(false), &json!("nearest"))
+        );
+
+        let (status, on) = app
+            .post("/v1/storm", SUPERVISOR, json!({"mode": "on"}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{on}");
+        assert_eq!(
+            (&on["on"], &on["pinned"], &on["policy"]),
+            (&json!(true), &json!(true), &json!("batch"))
+        );
+        // In storm mode a report waits for the next assignment instead of going out at once.
+        let waiting = app.create(report()).await;
+        assert_eq!(waiting["state"], "queued");
+        let dispatcher = app.dispatcher.as_ref().unwrap();
+        assert_eq!(dispatcher.assign_batch().await.unwrap(), 1);
+        let (_, ticket) = app
+            .get(&format!("/v1/tickets/{}", id(&waiting)), AGENT)
+            .await;
+        assert_eq!(ticket["state"], "dispatched");
+        let events: Vec<_> = events(&ticket);
+        assert_eq!(events, ["reported", "queued", "dispatched"]);
+
+        let (_, automatic) = app
+            .post("/v1/storm", SUPERVISOR, json!({"mode": "automatic"}))
+            .await;
+        assert_eq!(automatic["pinned"], false);
+        let (status, body) = app
+            .post("/v1/storm", SUPERVISOR, json!({"mode": "hurricane"}))
+            .await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::BAD_REQUEST),
+            "invalid_field"
         );
     }
 }

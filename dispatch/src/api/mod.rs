@@ -11,6 +11,7 @@ mod extract;
 pub mod forward;
 mod ops;
 pub mod reports;
+mod storm;
 mod tickets;
 pub mod wire;
 
@@ -127,6 +128,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::reliability))
         .routes(routes!(admin::mint_crew_token))
         .routes(routes!(events::events))
+        .routes(routes!(storm::status, storm::switch))
 }
 
 fn ops_routes() -> OpenApiRouter<AppState> {

@@ -9,6 +9,7 @@ use crate::domain::{
     FaultCategory, FaultClass, FaultReport, LatLon, Ownership, Priority, Skill, Station, Ticket,
     TicketState, Timestamp, WorkOrderReturn,
 };
+use crate::engine::{DispatchPolicy, StormSwitch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -72,6 +73,15 @@ wire_enum!(
 );
 wire_enum!(AreaClassWire <=> AreaClass { Urban, Rural, Remote });
 wire_enum!(SkillWire <=> Skill { Lv, Hv, Meter });
+wire_enum!(
+    /// How free crews are given to tickets now.
+    PolicyWire <=> DispatchPolicy { Nearest, Station, Batch }
+);
+wire_enum!(
+    /// `on` / `off`: switch storm mode and keep it so; `automatic`: hand it back to the
+    /// configured queue thresholds.
+    StormModeWire <=> StormSwitch { On, Off, Automatic }
+);
 wire_enum!(
     /// `wgs84` (the default), `gcj02` (Amap, Tencent, WeChat) or `bd09` (Baidu).
     DatumWire <=> Datum { Wgs84, Gcj02, Bd09 }
@@ -525,7 +535,8 @@ impl From<&Event> for TimelineEntry {
             EventKind::Queued { .. }
             | EventKind::Closed { .. }
             | EventKind::CrewDuty { .. }
-            | EventKind::CrewPosition { .. } => {}
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => {}
         }
         entry
     }
@@ -764,5 +775,35 @@ mod tests {
             Timestamp::from_millis(1_700_000_000_000)
         );
         assert!(parse_rfc3339("at", "yesterday").is_err());
+    }
+}
+
+/// A supervisor's storm-mode switch.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StormRequest {
+    pub mode: StormModeWire,
+}
+
+/// Storm mode now.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StormOut {
+    /// While on, waiting tickets are assigned to free crews together every
+    /// `[engine.batch] interval_seconds`.
+    pub on: bool,
+    /// Set by a supervisor's switch: the queue thresholds leave it alone until `automatic`.
+    pub pinned: bool,
+    pub policy: PolicyWire,
+    pub queued: usize,
+}
+
+impl From<crate::service::StormStatus> for StormOut {
+    fn from(s: crate::service::StormStatus) -> Self {
+        Self {
+            on: s.on,
+            pinned: s.pinned,
+            policy: s.policy.into(),
+            queued: s.queued,
+        }
     }
 }

@@ -114,6 +114,38 @@ pub enum EventKind {
         crew: CrewId,
         location: LatLon,
     },
+    /// Storm mode began (`on`) or ended: while on, tickets wait for the batch assignment
+    /// whatever the configured policy. `queued` is the queue's length at the switch.
+    StormMode {
+        on: bool,
+        reason: StormReason,
+        queued: u32,
+    },
+}
+
+/// Why storm mode was switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StormReason {
+    /// The queue reached the configured threshold.
+    QueueAbove,
+    /// After an assignment, the queue was down to the configured level.
+    QueueDrained,
+    /// A supervisor's switch: the automatic rule leaves it alone until handed back.
+    Supervisor,
+    /// A supervisor handed storm mode back to the automatic rule (`on` unchanged).
+    Automatic,
+}
+
+impl StormReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StormReason::QueueAbove => "queue_above",
+            StormReason::QueueDrained => "queue_drained",
+            StormReason::Supervisor => "supervisor",
+            StormReason::Automatic => "automatic",
+        }
+    }
 }
 
 impl EventKind {
@@ -134,7 +166,9 @@ impl EventKind {
             | EventKind::Cancelled { ticket, .. }
             | EventKind::SlaWarning { ticket, .. }
             | EventKind::SlaBreached { ticket, .. } => Some(ticket),
-            EventKind::CrewDuty { .. } | EventKind::CrewPosition { .. } => None,
+            EventKind::CrewDuty { .. }
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => None,
         }
     }
 
@@ -169,7 +203,8 @@ impl EventKind {
             EventKind::SlaWarning { .. }
             | EventKind::SlaBreached { .. }
             | EventKind::CrewDuty { .. }
-            | EventKind::CrewPosition { .. } => return None,
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => return None,
         })
     }
 
@@ -192,6 +227,7 @@ impl EventKind {
             EventKind::SlaBreached { .. } => "sla_breached",
             EventKind::CrewDuty { .. } => "crew_duty",
             EventKind::CrewPosition { .. } => "crew_position",
+            EventKind::StormMode { .. } => "storm_mode",
         }
     }
 }
@@ -272,5 +308,24 @@ mod tests {
         });
         let back: Event = serde_json::from_value(breach).unwrap();
         assert_eq!(back.kind.name(), "sla_breached");
+    }
+
+    #[test]
+    fn storm_mode_belongs_to_no_ticket_and_reads_back() {
+        let event = Event {
+            at: Timestamp::from_millis(7),
+            actor: Actor::System,
+            kind: EventKind::StormMode {
+                on: true,
+                reason: StormReason::QueueAbove,
+                queued: 40,
+            },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "storm_mode");
+        assert_eq!(json["reason"], "queue_above");
+        assert_eq!(event.kind.ticket(), None);
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
     }
 }

@@ -12,7 +12,7 @@ mod ticket;
 mod time;
 
 pub use crew::{Crew, CrewStatus, SkillSet};
-pub use event::{Actor, Event, EventKind};
+pub use event::{Actor, Event, EventKind, StormReason};
 pub use fault::{
     Callback, FaultCategory, FaultClass, MergeGroup, Ownership, Priority, WorkOrderReturn,
 };

@@ -443,7 +443,8 @@ impl Ticket {
             | EventKind::SlaWarning { .. }
             | EventKind::SlaBreached { .. }
             | EventKind::CrewDuty { .. }
-            | EventKind::CrewPosition { .. } => {}
+            | EventKind::CrewPosition { .. }
+            | EventKind::StormMode { .. } => {}
         }
     }
 }

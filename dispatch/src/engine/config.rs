@@ -1,5 +1,5 @@
 //! The engine's tunables. Every limit is configuration; the defaults are the issue's and
-//! `shared/domain.md`'s figures.
+//! `shared/domain.md`'s figures, and the dispatch policy with its batch and storm settings.
 
 use crate::domain::{AreaClass, SlaPolicy};
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,114 @@ impl Speeds {
     }
 }
 
+/// How the engine gives free crews to tickets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DispatchPolicy {
+    /// Each ticket at once to the nearest free skilled crew, the own station's first unless
+    /// a neighbour's arrives more than `own_station_margin_minutes` sooner.
+    #[default]
+    Nearest,
+    /// Each ticket at once to its own station's nearest free skilled crew, and to no other:
+    /// what a station's duty lead does. It waits while its station has none free.
+    Station,
+    /// Tickets wait; [`super::Command::AssignBatch`], run every `batch.interval_seconds`,
+    /// gives the waiting ones to the free crews in one optimal assignment.
+    Batch,
+}
+
+impl DispatchPolicy {
+    pub const ALL: [DispatchPolicy; 3] = [
+        DispatchPolicy::Nearest,
+        DispatchPolicy::Station,
+        DispatchPolicy::Batch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchPolicy::Nearest => "nearest",
+            DispatchPolicy::Station => "station",
+            DispatchPolicy::Batch => "batch",
+        }
+    }
+
+    /// The policy of a name as configuration and the command line spell it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for DispatchPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[engine.batch]`: the size of each assignment and what its cost weighs. A pair's score is
+/// in minutes of travel (see `engine/batch.rs`): sending a crew to a ticket is worth the
+/// bonuses below, minus the minutes it drives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// How often a driver should run `AssignBatch` (the engine keeps no timer itself).
+    pub interval_seconds: u32,
+    /// The most urgent waiting tickets (in serving order) always in the assignment.
+    pub max_tickets: u32,
+    /// Also in it: each free crew's nearest waiting tickets it can take, this many.
+    pub tickets_per_crew: u32,
+    /// Free crews in it: each candidate ticket's nearest eligible ones, this many.
+    pub crews_per_ticket: u32,
+    /// Worth of serving an emergency, in minutes of travel.
+    pub emergency_minutes: f64,
+    /// Worth of serving an important customer, in minutes of travel.
+    pub important_minutes: f64,
+    /// Worth of an arrival within the ticket's deadline, in minutes of travel; up to twice
+    /// this as the last moment to make it comes closer.
+    pub on_time_minutes: f64,
+    /// Worth of each minute a ticket has waited, so that no ticket waits for ever. Kept
+    /// small: in the simulated typhoon 0.25 (an hour's wait worth 15 minutes' drive) sent
+    /// crews to tickets already late and halved the arrivals in time.
+    pub wait_weight: f64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self {
+            interval_seconds: 30,
+            max_tickets: 100,
+            tickets_per_crew: 16,
+            crews_per_ticket: 6,
+            emergency_minutes: 60.0,
+            important_minutes: 30.0,
+            on_time_minutes: 60.0,
+            wait_weight: 0.02,
+        }
+    }
+}
+
+/// `[engine.storm]`: when the engine leaves its policy for `batch` by itself. A supervisor
+/// can switch storm mode on or off whatever these say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StormConfig {
+    /// Storm mode begins when this many tickets wait (40 by default: the simulated typhoon
+    /// shows one-by-one dispatch sending freed crews across the city to the queue's head,
+    /// and storm mode restoring arrivals in time); `None`: only by a supervisor's switch.
+    /// Storm mode needs a driver that runs `AssignBatch` (the service has one).
+    pub enter_queue: Option<u32>,
+    /// Storm mode ends when, after an assignment, at most this many tickets still wait.
+    pub leave_queue: u32,
+}
+
+impl Default for StormConfig {
+    fn default() -> Self {
+        Self {
+            enter_queue: Some(40),
+            leave_queue: 5,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
@@ -49,6 +157,10 @@ pub struct EngineConfig {
     pub merge_radius_m: f64,
     /// …if that incident's latest report is at most this old.
     pub merge_window_minutes: u32,
+    /// The policy outside storm mode.
+    pub policy: DispatchPolicy,
+    pub batch: BatchConfig,
+    pub storm: StormConfig,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +173,9 @@ impl Default for EngineConfig {
             outside_area_limit_km: 5.0,
             merge_radius_m: 300.0,
             merge_window_minutes: 120,
+            policy: DispatchPolicy::Nearest,
+            batch: BatchConfig::default(),
+            storm: StormConfig::default(),
         }
     }
 }
@@ -71,6 +186,10 @@ pub enum ConfigError {
     NotPositive(&'static str),
     #[error("{0} must be zero or more and finite")]
     Negative(&'static str),
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("storm.leave_queue must be below storm.enter_queue, or storm mode would never end")]
+    StormNeverEnds,
     #[error(transparent)]
     Sla(#[from] crate::domain::SlaPolicyError),
 }
@@ -95,10 +214,30 @@ impl EngineConfig {
             ),
             ("outside_area_limit_km", self.outside_area_limit_km),
             ("merge_radius_m", self.merge_radius_m),
+            ("batch.emergency_minutes", self.batch.emergency_minutes),
+            ("batch.important_minutes", self.batch.important_minutes),
+            ("batch.on_time_minutes", self.batch.on_time_minutes),
+            ("batch.wait_weight", self.batch.wait_weight),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(ConfigError::Negative(name));
             }
+        }
+        for (name, value) in [
+            ("batch.interval_seconds", self.batch.interval_seconds),
+            ("batch.max_tickets", self.batch.max_tickets),
+            ("batch.crews_per_ticket", self.batch.crews_per_ticket),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        if self
+            .storm
+            .enter_queue
+            .is_some_and(|enter| self.storm.leave_queue >= enter)
+        {
+            return Err(ConfigError::StormNeverEnds);
         }
         Ok(())
     }
@@ -138,5 +277,27 @@ mod tests {
             config.validate(),
             Err(ConfigError::Negative("merge_radius_m"))
         );
+        config.merge_radius_m = 300.0;
+        config.storm.enter_queue = Some(5);
+        assert_eq!(config.validate(), Err(ConfigError::StormNeverEnds));
+        config.storm.leave_queue = 4;
+        config.batch.max_tickets = 0;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::Zero("batch.max_tickets"))
+        );
+    }
+
+    #[test]
+    fn policies_read_by_name() {
+        for policy in DispatchPolicy::ALL {
+            assert_eq!(DispatchPolicy::from_name(policy.as_str()), Some(policy));
+        }
+        assert_eq!(DispatchPolicy::from_name("fastest"), None);
+        let config: EngineConfig =
+            serde_json::from_str(r#"{"policy": "batch", "storm": {"enter_queue": 40}}"#).unwrap();
+        assert_eq!(config.policy, DispatchPolicy::Batch);
+        assert_eq!(config.storm.enter_queue, Some(40));
+        assert_eq!(config.storm.leave_queue, 5);
     }
 }

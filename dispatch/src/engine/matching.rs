@@ -1,10 +1,14 @@
-//! Choosing the crew for a ticket: the rule, as a function of the pool and the ticket only.
+//! Choosing the crew for a ticket at once: the rules, as functions of the pool and the ticket
+//! only.
 //!
-//! The rule: among available crews with the required skill that have not declined this job,
-//! take the shortest estimated travel (ties: own station, then lower crew id); but send the
-//! best crew of the ticket's own station instead unless that one arrives more than the
-//! configured margin later. Two small searches find both: the nearest few crews of the skill
-//! tree, and the own station's short list.
+//! The `nearest` rule ([`choose_crew`]): among available crews with the required skill that
+//! have not declined this job, take the shortest estimated travel (ties: own station, then
+//! lower crew id); but send the best crew of the ticket's own station instead unless that one
+//! arrives more than the configured margin later. Two small searches find both: the nearest
+//! few crews of the skill tree, and the own station's short list.
+//!
+//! The `station` rule ([`choose_own_crew`]): the own station's best by the same order, or
+//! none: the ticket waits for one of its own station's crews.
 
 use super::config::EngineConfig;
 use crate::domain::{Crew, LatLon, Ticket};
@@ -109,5 +113,38 @@ pub fn choose_crew<'a>(
     Some(Choice {
         crew: chosen.crew,
         eta_minutes: chosen.eta_minutes,
+    })
+}
+
+/// Picks the best crew of the ticket's own station (dense index `station`), by estimated
+/// travel then crew id; `None` when none of them is free, skilled and willing.
+pub fn choose_own_crew<'a>(
+    config: &EngineConfig,
+    pool: &CrewIndex,
+    crews: impl Fn(u32) -> Option<&'a Crew>,
+    project: impl Fn(LatLon) -> [f64; 2],
+    ticket: &Ticket,
+    station: Option<u32>,
+) -> Option<Choice> {
+    let skill = ticket.report.category.required_skill();
+    let class = ticket.area_class;
+    // A station has a handful of crews: exact estimates for all of them cost nothing.
+    let best = pool
+        .of_station(station?, skill, project(ticket.report.location))
+        .filter_map(|(crew, _)| {
+            let record = crews(crew)
+                .filter(|r| r.station == ticket.station && !ticket.declined_by.contains(&r.id))?;
+            Some(Candidate {
+                crew,
+                eta_minutes: config
+                    .travel_minutes(record.position.haversine_km(ticket.report.location), class),
+                own_station: true,
+                record,
+            })
+        })
+        .reduce(|a, b| if b.better_than(&a) { b } else { a })?;
+    Some(Choice {
+        crew: best.crew,
+        eta_minutes: best.eta_minutes,
     })
 }

@@ -24,7 +24,19 @@
 //!    never one before it is due, and a warning or breach at most once per ticket, stage and
 //!    level; a stage that stops (the crew arrives in time) drops its pending checkpoints.
 //!    [`Engine::next_deadline`] says when the next one is due, so a driver can sleep till then.
+//! 10. **Policies**: the configured [`DispatchPolicy`] decides how crews are chosen.
+//!     `nearest` is rules 3–4; `station` sends only the ticket's own station's crews (its
+//!     nearest free skilled one, ties by crew id) and otherwise lets the ticket wait;
+//!     `batch` queues every ticket and [`Command::AssignBatch`] assigns waiting tickets to
+//!     free crews in one optimal matching (`batch.rs`). Rules 1, 2, 5, 6 and 8 hold under
+//!     all three; the queue is work-conserving (rule 7) after every command under `nearest`
+//!     and `station` (within a station) and after every `AssignBatch` under `batch`.
+//! 11. **Storm mode**: when `storm.enter_queue` tickets wait, or a supervisor says so
+//!     ([`Command::Storm`]), the engine uses `batch` whatever its policy, and returns to it
+//!     when an assignment leaves at most `storm.leave_queue` waiting (unless a supervisor
+//!     pinned it). Each switch is a `storm_mode` event, so replay restores the mode.
 
+mod batch;
 mod config;
 mod deadlines;
 mod incidents;
@@ -34,13 +46,14 @@ pub mod synthetic;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConfigError, EngineConfig, Speeds};
+pub use batch::{Scores, assign, pair_score};
+pub use config::{BatchConfig, ConfigError, DispatchPolicy, EngineConfig, Speeds, StormConfig};
 pub use incidents::Incident;
 pub use matching::Choice;
 
 use crate::domain::{
     Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines, DeclineReason, Event,
-    EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, Ticket,
+    EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, StormReason, Ticket,
     TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
 };
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
@@ -76,6 +89,32 @@ pub enum Command {
     /// driver when [`Engine::next_deadline`] has come; never fails, and does nothing when
     /// nothing is due.
     FireDeadlines,
+    /// Under the `batch` policy (or in storm mode), assigns waiting tickets to free crews in
+    /// one optimal matching; issued by a driver every `batch.interval_seconds` while
+    /// [`Engine::batching`] says so. Never fails; does nothing under the other policies.
+    AssignBatch,
+    /// A supervisor's storm switch. The engine records the actor given; who may issue it is
+    /// the service's role table's business.
+    Storm(StormSwitch),
+}
+
+/// What a supervisor can do with storm mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StormSwitch {
+    /// Storm mode on, and kept on until a supervisor says otherwise.
+    On,
+    /// Storm mode off, and kept off until a supervisor says otherwise.
+    Off,
+    /// Back to the automatic rule of `[engine.storm]`.
+    Automatic,
+}
+
+/// Whether the engine is in storm mode, and whether a supervisor pinned that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StormState {
+    pub on: bool,
+    /// Set by a supervisor's switch: the automatic rule leaves the mode alone.
+    pub pinned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -132,6 +171,8 @@ pub struct Engine {
     /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
     deadlines: DeadlineBook,
     census: Census,
+    /// Kept by `apply` from `storm_mode` events.
+    storm: StormState,
 }
 
 impl Engine {
@@ -163,6 +204,7 @@ impl Engine {
             queue: DispatchQueue::default(),
             deadlines: DeadlineBook::default(),
             census: Census::default(),
+            storm: StormState::default(),
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
@@ -250,6 +292,25 @@ impl Engine {
         self.queue.iter()
     }
 
+    pub fn storm(&self) -> StormState {
+        self.storm
+    }
+
+    /// The policy in force: `batch` in storm mode, the configured one otherwise.
+    pub fn policy(&self) -> DispatchPolicy {
+        if self.storm.on {
+            DispatchPolicy::Batch
+        } else {
+            self.config.policy
+        }
+    }
+
+    /// Whether tickets wait for [`Command::AssignBatch`]: a driver should issue it every
+    /// `batch.interval_seconds` while this holds.
+    pub fn batching(&self) -> bool {
+        self.policy() == DispatchPolicy::Batch
+    }
+
     /// Drops a finished ticket (closed, cancelled or merged) from memory: the store keeps its
     /// history, the engine only the work in hand. False when the ticket is still open.
     pub fn forget(&mut self, ticket: &TicketId) -> bool {
@@ -332,9 +393,64 @@ impl Engine {
                 );
             }
             Command::FireDeadlines => self.fire_deadlines(now, &mut events),
+            Command::AssignBatch => {
+                if self.batching() {
+                    self.assign_batch(now, &mut events);
+                    self.leave_storm_if_drained(now, &mut events);
+                }
+            }
+            Command::Storm(switch) => {
+                let (on, reason) = match switch {
+                    StormSwitch::On => (true, StormReason::Supervisor),
+                    StormSwitch::Off => (false, StormReason::Supervisor),
+                    StormSwitch::Automatic => (self.storm.on, StormReason::Automatic),
+                };
+                let queued = self.queue_len_u32();
+                self.record(
+                    now,
+                    actor,
+                    EventKind::StormMode { on, reason, queued },
+                    &mut events,
+                );
+            }
         }
         self.serve_queue(now, &mut events);
+        self.enter_storm_if_queue_above(now, &mut events);
         Ok(events)
+    }
+
+    fn queue_len_u32(&self) -> u32 {
+        u32::try_from(self.queue.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The automatic rule's way in: enough tickets wait, and no supervisor pinned the mode.
+    fn enter_storm_if_queue_above(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let Some(enter) = self.config.storm.enter_queue else {
+            return;
+        };
+        let queued = self.queue_len_u32();
+        if !self.storm.on && !self.storm.pinned && queued >= enter {
+            let kind = EventKind::StormMode {
+                on: true,
+                reason: StormReason::QueueAbove,
+                queued,
+            };
+            self.record(now, Actor::System, kind, events);
+        }
+    }
+
+    /// The automatic rule's way out, looked at after each assignment: the queue is down to
+    /// `storm.leave_queue`. The few left are then served by the configured policy.
+    fn leave_storm_if_drained(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let queued = self.queue_len_u32();
+        if self.storm.on && !self.storm.pinned && queued <= self.config.storm.leave_queue {
+            let kind = EventKind::StormMode {
+                on: false,
+                reason: StormReason::QueueDrained,
+                queued,
+            };
+            self.record(now, Actor::System, kind, events);
+        }
     }
 
     /// Records every checkpoint due at `now`, earliest first (ties in the book's total
@@ -465,7 +581,7 @@ impl Engine {
         let Some(current) = self.tickets.get(ticket) else {
             return;
         };
-        let kind = match self.choose_crew(current) {
+        let kind = match self.immediate_choice(current) {
             Some(choice) => EventKind::Dispatched {
                 ticket: ticket.clone(),
                 crew: self.crews[choice.crew as usize].crew.id.clone(),
@@ -482,6 +598,40 @@ impl Engine {
         self.record(now, Actor::System, kind, events);
     }
 
+    /// Records the dispatch of a waiting ticket to a chosen crew.
+    fn dispatch(
+        &mut self,
+        ticket: &TicketId,
+        choice: Choice,
+        now: Timestamp,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(acknowledge_by) = self
+            .tickets
+            .get(ticket)
+            .map(|t| self.acknowledge_by(t, now))
+        else {
+            return;
+        };
+        let kind = EventKind::Dispatched {
+            ticket: ticket.clone(),
+            crew: self.crews[choice.crew as usize].crew.id.clone(),
+            eta_minutes: choice.eta_minutes,
+            acknowledge_by,
+        };
+        self.record(now, Actor::System, kind, events);
+    }
+
+    /// Gives free crews to waiting tickets as the policy in force says; under `batch` they
+    /// wait for [`Command::AssignBatch`].
+    fn serve_queue(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        match self.policy() {
+            DispatchPolicy::Nearest => self.serve_queue_nearest(now, events),
+            DispatchPolicy::Station => self.serve_queue_by_station(now, events),
+            DispatchPolicy::Batch => {}
+        }
+    }
+
     /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
     /// served. Tickets a free crew cannot serve (wrong skill, declined by it) stay waiting.
     ///
@@ -489,7 +639,7 @@ impl Engine {
     /// thousands of tickets and no crew is free: it returns before touching the queue then,
     /// and otherwise walks it once, resuming after each dispatch (a ticket passed over stays
     /// unservable, since the pool only shrinks during the walk).
-    fn serve_queue(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+    fn serve_queue_nearest(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         let mut resume: Option<queue::QueueKey> = None;
         loop {
             let free = |skill| self.pool.available(skill) > 0;
@@ -506,25 +656,57 @@ impl Engine {
             let Some((key, choice)) = next else {
                 return;
             };
-            let Some(acknowledge_by) = self
-                .tickets
-                .get(key.ticket())
-                .map(|t| self.acknowledge_by(t, now))
-            else {
-                return;
-            };
-            let kind = EventKind::Dispatched {
-                ticket: key.ticket().clone(),
-                crew: self.crews[choice.crew as usize].crew.id.clone(),
-                eta_minutes: choice.eta_minutes,
-                acknowledge_by,
-            };
-            self.record(now, Actor::System, kind, events);
+            self.dispatch(key.ticket(), choice, now, events);
             resume = Some(key);
         }
     }
 
-    /// The crew the engine would send to `ticket` now, without sending it.
+    /// The `station` policy's queue: each station with a free crew serves its own waiting
+    /// tickets in serving order. Only stations with both are walked, so a long queue costs
+    /// nothing while its stations' crews are all out.
+    fn serve_queue_by_station(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        for station in 0..self.stations.len() as u32 {
+            let mut resume: Option<queue::QueueKey> = None;
+            while self.pool.has_free_at(station) && self.queue.has_waiting_at(station) {
+                let next = self
+                    .queue
+                    .of_station(station, resume.as_ref())
+                    .find_map(|key| {
+                        let ticket = self.tickets.get(key.ticket())?;
+                        Some((key.clone(), self.choose_own_crew(ticket)?))
+                    });
+                let Some((key, choice)) = next else {
+                    break;
+                };
+                self.dispatch(key.ticket(), choice, now, events);
+                resume = Some(key);
+            }
+        }
+    }
+
+    /// The crew the policy in force sends to `ticket` at once; `None` under `batch`, where
+    /// tickets wait for the assignment.
+    fn immediate_choice(&self, ticket: &Ticket) -> Option<Choice> {
+        match self.policy() {
+            DispatchPolicy::Nearest => self.choose_crew(ticket),
+            DispatchPolicy::Station => self.choose_own_crew(ticket),
+            DispatchPolicy::Batch => None,
+        }
+    }
+
+    /// The crew the `station` policy would send to `ticket` now: its own station's best.
+    pub fn choose_own_crew(&self, ticket: &Ticket) -> Option<Choice> {
+        matching::choose_own_crew(
+            &self.config,
+            &self.pool,
+            |slot| self.crews.get(slot as usize).map(|s| &s.crew),
+            |p| self.projection.to_km(p),
+            ticket,
+            self.station_by_id.get(&ticket.station).map(|&s| s as u32),
+        )
+    }
+
+    /// The crew the `nearest` rule would send to `ticket` now, without sending it.
     pub fn choose_crew(&self, ticket: &Ticket) -> Option<Choice> {
         matching::choose_crew(
             &self.config,
@@ -588,7 +770,12 @@ impl Engine {
             EventKind::Queued { ticket } => {
                 self.apply_to_ticket(ticket, event);
                 if let Some(t) = self.tickets.get(ticket) {
-                    self.queue.insert(t);
+                    let spot = queue::Spot {
+                        station: self.station_by_id.get(&t.station).map(|&s| s as u32),
+                        skill: t.report.category.required_skill(),
+                        at_km: self.projection.to_km(t.report.location),
+                    };
+                    self.queue.insert(t, spot);
                 }
             }
             EventKind::Dispatched { ticket, crew, .. } => {
@@ -666,6 +853,12 @@ impl Engine {
             }
             // Checkpoints only: see `track_sla`.
             EventKind::SlaWarning { .. } | EventKind::SlaBreached { .. } => {}
+            EventKind::StormMode { on, reason, .. } => {
+                self.storm = StormState {
+                    on: *on,
+                    pinned: *reason == StormReason::Supervisor,
+                };
+            }
         }
         self.track_sla(event);
     }
@@ -850,7 +1043,15 @@ impl Engine {
             }
             if let Some(job) = crew.job() {
                 match self.tickets.get(job) {
-                    Some(t) if t.state.holds_crew() && t.crew.as_ref() == Some(&crew.id) => {}
+                    Some(t) if t.state.holds_crew() && t.crew.as_ref() == Some(&crew.id) => {
+                        let skill = t.report.category.required_skill();
+                        if !crew.skills.contains(skill) {
+                            problems.push(format!(
+                                "crew {} holds {job} without the {skill:?} skill it needs",
+                                crew.id
+                            ));
+                        }
+                    }
                     other => problems.push(format!(
                         "crew {} (slot {slot}) holds {job}, which is {:?}",
                         crew.id,
@@ -929,6 +1130,9 @@ impl Engine {
                 "{} queue entries for {queued} queued tickets",
                 self.queue.len()
             ));
+        }
+        if !self.queue.consistent() {
+            problems.push("the queue's station lists disagree with the queue".to_owned());
         }
         problems
     }

@@ -1,8 +1,11 @@
 //! Tickets waiting for a crew, in the order they are served: emergencies first, then
-//! important customers, then the earliest arrival deadline, then the earliest report.
+//! important customers, then the earliest arrival deadline, then the earliest report. Beside
+//! that order, each station's waiting tickets (the `station` policy serves a station from its
+//! own) and where each ticket is and what skill it needs (the `batch` policy's scan for the
+//! tickets near a free crew reads them without a lookup per ticket).
 
-use crate::domain::{Priority, Ticket, TicketId, Timestamp};
-use std::collections::BTreeSet;
+use crate::domain::{Priority, Skill, Ticket, TicketId, Timestamp};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A waiting ticket's place in the queue.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,25 +37,61 @@ impl QueueKey {
     }
 }
 
+/// Where a waiting ticket is, as the engine's indexes know it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spot {
+    /// Dense index of the ticket's station, when the engine knows the station.
+    pub station: Option<u32>,
+    pub skill: Skill,
+    /// The ticket's location in the pool's kilometre plane.
+    pub at_km: [f64; 2],
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DispatchQueue {
-    keys: BTreeSet<QueueKey>,
+    keys: BTreeMap<QueueKey, Spot>,
+    by_station: Vec<BTreeSet<QueueKey>>,
     /// The same tickets by report time, so the longest wait is known without a walk.
     by_report: BTreeSet<(Timestamp, TicketId)>,
 }
 
 impl DispatchQueue {
-    pub fn insert(&mut self, ticket: &Ticket) {
-        self.keys.insert(QueueKey::of(ticket));
+    pub fn insert(&mut self, ticket: &Ticket, spot: Spot) {
+        let key = QueueKey::of(ticket);
         self.by_report
             .insert((ticket.reported_at, ticket.id.clone()));
+        if let Some(station) = spot.station {
+            let station = station as usize;
+            if self.by_station.len() <= station {
+                self.by_station.resize_with(station + 1, BTreeSet::new);
+            }
+            self.by_station[station].insert(key.clone());
+        }
+        if let Some(old) = self.keys.insert(key.clone(), spot)
+            && old.station != spot.station
+            && let Some(list) = old
+                .station
+                .and_then(|s| self.by_station.get_mut(s as usize))
+        {
+            list.remove(&key);
+        }
     }
 
     /// The key is derived from fields that do not change while a ticket waits.
     pub fn remove(&mut self, ticket: &Ticket) -> bool {
+        let key = QueueKey::of(ticket);
+        let Some(spot) = self.keys.remove(&key) else {
+            return false;
+        };
         self.by_report
             .remove(&(ticket.reported_at, ticket.id.clone()));
-        self.keys.remove(&QueueKey::of(ticket))
+        if let Some(list) = spot
+            .station
+            .and_then(|s| self.by_station.get_mut(s as usize))
+        {
+            list.remove(&key);
+        }
+        true
     }
 
     /// When the waiting ticket reported earliest was reported: the caller who has waited
@@ -70,16 +109,56 @@ impl DispatchQueue {
     pub fn after(&self, key: Option<&QueueKey>) -> impl Iterator<Item = &QueueKey> {
         use std::ops::Bound;
         let start = key.map_or(Bound::Unbounded, Bound::Excluded);
-        self.keys.range((start, Bound::Unbounded))
+        self.keys.range((start, Bound::Unbounded)).map(|(k, _)| k)
+    }
+
+    /// The waiting tickets of one station after `key`, in serving order.
+    pub fn of_station(
+        &self,
+        station: u32,
+        key: Option<&QueueKey>,
+    ) -> impl Iterator<Item = &QueueKey> {
+        use std::ops::Bound;
+        let start = key.map_or(Bound::Unbounded, Bound::Excluded);
+        self.by_station
+            .get(station as usize)
+            .into_iter()
+            .flat_map(move |keys| keys.range((start, Bound::Unbounded)))
+    }
+
+    /// Whether any ticket of `station` waits.
+    pub fn has_waiting_at(&self, station: u32) -> bool {
+        self.by_station
+            .get(station as usize)
+            .is_some_and(|keys| !keys.is_empty())
+    }
+
+    /// Waiting tickets with their places, in serving order.
+    pub fn waiting(&self) -> impl Iterator<Item = (&QueueKey, &Spot)> {
+        self.keys.iter()
     }
 
     /// Waiting tickets in serving order.
     pub fn iter(&self) -> impl Iterator<Item = &TicketId> {
-        self.keys.iter().map(|key| &key.ticket)
+        self.keys.keys().map(|key| &key.ticket)
     }
 
     pub fn contains(&self, ticket: &Ticket) -> bool {
-        self.keys.contains(&QueueKey::of(ticket))
+        self.keys.contains_key(&QueueKey::of(ticket))
+    }
+
+    /// The station lists hold exactly the waiting tickets that have a station: for audits.
+    pub fn consistent(&self) -> bool {
+        let listed: usize = self.by_station.iter().map(BTreeSet::len).sum();
+        let with_station = self.keys.values().filter(|s| s.station.is_some()).count();
+        listed == with_station
+            && self.by_station.iter().enumerate().all(|(station, keys)| {
+                keys.iter().all(|key| {
+                    self.keys
+                        .get(key)
+                        .is_some_and(|spot| spot.station == Some(station as u32))
+                })
+            })
     }
 }
 
@@ -121,8 +200,13 @@ mod tests {
         // The later report is an emergency: served first, but not the longest wait.
         let early = ticket("T-early", 10, Priority::Normal);
         let late = ticket("T-late", 20, Priority::Emergency);
-        queue.insert(&early);
-        queue.insert(&late);
+        let spot = Spot {
+            station: Some(0),
+            skill: early.report.category.required_skill(),
+            at_km: [0.0, 0.0],
+        };
+        queue.insert(&early, spot);
+        queue.insert(&late, spot);
         assert_eq!(queue.iter().next(), Some(&late.id));
         assert_eq!(queue.oldest_report(), Some(early.reported_at));
         assert!(queue.remove(&early));

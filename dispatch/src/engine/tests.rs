@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::domain::{
-    Callback, Caller, FaultCategory, FaultClass, Ownership, Priority, Skill, WorkOrderReturn,
+    Callback, Caller, FaultCategory, FaultClass, Ownership, Priority, Skill, StormReason,
+    WorkOrderReturn,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -14,11 +15,23 @@ const COLS: usize = 3;
 const CELL_KM: f64 = 4.0;
 
 fn engine_with(crews: usize, seed: u64) -> Engine {
-    Engine::new(
-        EngineConfig::default(),
-        synthetic::grid(ROWS, COLS, CELL_KM, crews, seed),
-    )
-    .unwrap()
+    engine_for(crews, seed, EngineConfig::default())
+}
+
+fn engine_for(crews: usize, seed: u64, config: EngineConfig) -> Engine {
+    Engine::new(config, synthetic::grid(ROWS, COLS, CELL_KM, crews, seed)).unwrap()
+}
+
+/// A configuration for the random runs: one of the policies, and sometimes a storm threshold
+/// low enough to be crossed in a short run.
+fn config_for(policy: usize, storm_at: Option<u32>) -> EngineConfig {
+    let mut config = EngineConfig {
+        policy: DispatchPolicy::ALL[policy % DispatchPolicy::ALL.len()],
+        ..EngineConfig::default()
+    };
+    config.storm.enter_queue = storm_at;
+    config.storm.leave_queue = 1;
+    config
 }
 
 fn report(category: FaultCategory, location: LatLon) -> FaultReport {
@@ -112,6 +125,22 @@ fn a_report_goes_to_the_nearest_skilled_crew_of_its_station() {
 
 fn station_arrival(engine: &Engine, station: &Station) -> i64 {
     i64::from(engine.config().sla.arrive_minutes(station.area_class))
+}
+
+/// The `station` rule by brute force: the own station's available skilled crews that have
+/// not declined, by estimate then id.
+fn brute_force_own_choice(engine: &Engine, ticket: &Ticket) -> Option<CrewId> {
+    let skill = ticket.report.category.required_skill();
+    engine
+        .crews()
+        .filter(|c| c.is_available() && c.skills.contains(skill) && c.station == ticket.station)
+        .filter(|c| !ticket.declined_by.contains(&c.id))
+        .map(|c| {
+            let km = c.position.haversine_km(ticket.report.location);
+            (engine.config().travel_minutes(km, ticket.area_class), c)
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.id.cmp(&b.1.id)))
+        .map(|(_, c)| c.id.clone())
 }
 
 /// Rebuilds the engine state just before the `Dispatched` event by replay, then asks the
@@ -537,6 +566,244 @@ fn emergencies_take_their_own_limits() {
     assert_eq!(t.deadlines.arrive_by, Some(minutes(20)));
 }
 
+// ---- Policies and storm mode ----------------------------------------------------------------
+
+fn east_of(at: LatLon, km: f64) -> LatLon {
+    let [dlon, _] = crate::geo::LocalProjection::new(at.lat(), at.lon()).degrees(km);
+    LatLon::new(at.lat(), at.lon() + dlon).unwrap()
+}
+
+fn report_at(engine: &mut Engine, id: &str, at: LatLon, when: i64) -> Vec<Event> {
+    engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new(id),
+                report: report(FaultCategory::NoPower, at),
+            },
+            Actor::Agent,
+            minutes(when),
+        )
+        .unwrap()
+}
+
+/// Crew A at the centre, crew B 4 km east; tickets 3 km and 7 km east, in that order.
+fn two_on_a_line(policy: DispatchPolicy) -> (Engine, CrewId, CrewId, LatLon) {
+    let mut region = synthetic::grid(1, 1, 20.0, 2, 5);
+    let centre = region.stations[0].location;
+    region.crews[0].position = centre;
+    region.crews[1].position = east_of(centre, 4.0);
+    for crew in &mut region.crews {
+        crew.skills = [Skill::Lv].into_iter().collect();
+    }
+    let (a, b) = (region.crews[0].id.clone(), region.crews[1].id.clone());
+    let config = EngineConfig {
+        policy,
+        ..EngineConfig::default()
+    };
+    (Engine::new(config, region).unwrap(), a, b, centre)
+}
+
+#[test]
+fn batch_assigns_tickets_together_where_one_at_a_time_drives_further() {
+    // One at a time, the first ticket takes B (1 km) and leaves A 7 km from the second.
+    let (mut engine, a, b, centre) = two_on_a_line(DispatchPolicy::Nearest);
+    let first = report_at(&mut engine, "T1", east_of(centre, 3.0), 0);
+    let second = report_at(&mut engine, "T2", east_of(centre, 7.0), 0);
+    assert_eq!(
+        dispatched_crew(&first, &TicketId::new("T1")),
+        Some(b.clone())
+    );
+    assert_eq!(
+        dispatched_crew(&second, &TicketId::new("T2")),
+        Some(a.clone())
+    );
+
+    // Together, 3 km + 3 km instead of 1 km + 7 km.
+    let (mut engine, a, b, centre) = two_on_a_line(DispatchPolicy::Batch);
+    let first = report_at(&mut engine, "T1", east_of(centre, 3.0), 0);
+    report_at(&mut engine, "T2", east_of(centre, 7.0), 0);
+    assert_eq!(
+        first.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+        ["reported", "queued"],
+        "under batch a ticket waits for the assignment"
+    );
+    assert!(engine.batching());
+    let events = engine
+        .handle(Command::AssignBatch, Actor::System, minutes(0))
+        .unwrap();
+    assert_eq!(dispatched_crew(&events, &TicketId::new("T1")), Some(a));
+    assert_eq!(dispatched_crew(&events, &TicketId::new("T2")), Some(b));
+    assert_eq!(engine.queue_len(), 0);
+    assert!(engine.audit().is_empty());
+}
+
+#[test]
+fn under_station_a_ticket_waits_for_its_own_stations_crew() {
+    let mut region = synthetic::grid(1, 2, 10.0, 1, 3);
+    let (west, east) = (region.stations[0].clone(), region.stations[1].clone());
+    region.crews[0].station = east.id.clone();
+    region.crews[0].position = east.location;
+    region.crews[0].skills = [Skill::Lv].into_iter().collect();
+    let config = EngineConfig {
+        policy: DispatchPolicy::Station,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(config, region).unwrap();
+    let events = report_at(&mut engine, "W", west.location, 0);
+    assert_eq!(
+        events.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+        ["reported", "queued"]
+    );
+    let events = report_at(&mut engine, "E", east_of(east.location, 1.0), 1);
+    assert_eq!(
+        dispatched_crew(&events, &TicketId::new("E")),
+        Some(engine.crews().next().unwrap().id.clone())
+    );
+    assert!(engine.audit().is_empty());
+}
+
+/// Walks `ticket`'s job to the returned order, as its crew.
+fn finish(engine: &mut Engine, ticket: &str, at: i64) -> Vec<Event> {
+    let id = TicketId::new(ticket);
+    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
+    let mut events = Vec::new();
+    for command in [
+        TicketCommand::Acknowledge,
+        TicketCommand::Depart,
+        TicketCommand::Arrive { location: None },
+        TicketCommand::Restore { cause: None },
+        TicketCommand::Return(WorkOrderReturn {
+            fault_class: FaultClass::LowVoltage,
+            cause: "fuse".into(),
+            ownership: Ownership::Utility,
+            resolution: None,
+        }),
+    ] {
+        events.extend(
+            engine
+                .handle(
+                    Command::Ticket {
+                        ticket: id.clone(),
+                        command,
+                    },
+                    Actor::Crew(crew.clone()),
+                    minutes(at),
+                )
+                .unwrap(),
+        );
+    }
+    events
+}
+
+fn storm_events(events: &[Event]) -> Vec<(bool, StormReason)> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::StormMode { on, reason, .. } => Some((on, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn storm_mode_begins_at_the_threshold_ends_when_the_queue_drains_and_replays() {
+    let mut region = synthetic::grid(1, 1, 20.0, 1, 9);
+    region.crews[0].skills = [Skill::Lv].into_iter().collect();
+    let centre = region.stations[0].location;
+    let mut config = EngineConfig::default();
+    config.storm.enter_queue = Some(3);
+    config.storm.leave_queue = 2;
+    let mut engine = Engine::new(config.clone(), region.clone()).unwrap();
+    let mut log = Vec::new();
+    for (i, km) in [0.5, 2.0, 4.0, 6.0].into_iter().enumerate() {
+        let events = report_at(&mut engine, &format!("T{i}"), east_of(centre, km), i as i64);
+        let expected = if i == 3 {
+            vec![(true, StormReason::QueueAbove)]
+        } else {
+            vec![]
+        };
+        assert_eq!(storm_events(&events), expected, "after report {i}");
+        log.extend(events);
+    }
+    assert!(engine.batching());
+    // The crew comes free: in storm mode it waits for the assignment.
+    let events = finish(&mut engine, "T0", 10);
+    assert!(dispatched_crew(&events, &TicketId::new("T1")).is_none());
+    log.extend(events);
+    let events = engine
+        .handle(Command::AssignBatch, Actor::System, minutes(10))
+        .unwrap();
+    // Two left waiting: down to `leave_queue`, so storm mode ends.
+    assert_eq!(storm_events(&events), [(false, StormReason::QueueDrained)]);
+    assert_eq!(engine.queue_len(), 2);
+    assert!(!engine.batching());
+    log.extend(events);
+
+    let mut replayed = Engine::new(config, region).unwrap();
+    for event in &log {
+        replayed.apply(event);
+    }
+    assert_eq!(replayed.storm(), engine.storm());
+    assert_eq!(
+        replayed.queued().collect::<Vec<_>>(),
+        engine.queued().collect::<Vec<_>>()
+    );
+    assert!(engine.audit().is_empty());
+}
+
+#[test]
+fn a_supervisors_switch_pins_storm_mode_until_handed_back() {
+    let mut region = synthetic::grid(1, 1, 20.0, 1, 9);
+    region.crews[0].skills = [Skill::Lv].into_iter().collect();
+    let centre = region.stations[0].location;
+    let mut config = EngineConfig::default();
+    config.storm.enter_queue = Some(2);
+    config.storm.leave_queue = 0;
+    let mut engine = Engine::new(config, region).unwrap();
+    let events = engine
+        .handle(
+            Command::Storm(StormSwitch::Off),
+            Actor::Supervisor,
+            minutes(0),
+        )
+        .unwrap();
+    assert_eq!(storm_events(&events), [(false, StormReason::Supervisor)]);
+    for (i, km) in [0.5, 2.0, 4.0, 6.0].into_iter().enumerate() {
+        let events = report_at(&mut engine, &format!("T{i}"), east_of(centre, km), 1);
+        assert!(storm_events(&events).is_empty(), "pinned off");
+    }
+    // Handed back with three waiting: the automatic rule switches it on at once.
+    let events = engine
+        .handle(
+            Command::Storm(StormSwitch::Automatic),
+            Actor::Supervisor,
+            minutes(2),
+        )
+        .unwrap();
+    assert_eq!(
+        storm_events(&events),
+        [
+            (false, StormReason::Automatic),
+            (true, StormReason::QueueAbove)
+        ]
+    );
+    // Pinned on: an assignment that empties the queue does not end it.
+    let events = engine
+        .handle(
+            Command::Storm(StormSwitch::On),
+            Actor::Supervisor,
+            minutes(3),
+        )
+        .unwrap();
+    assert_eq!(storm_events(&events), [(true, StormReason::Supervisor)]);
+    finish(&mut engine, "T0", 4);
+    engine
+        .handle(Command::AssignBatch, Actor::System, minutes(5))
+        .unwrap();
+    assert!(engine.storm().on && engine.storm().pinned);
+    assert!(engine.audit().is_empty());
+}
+
 // ---- Random command sequences -------------------------------------------------------------
 
 #[derive(Debug, Clone)]
@@ -576,6 +843,12 @@ enum Step {
     Tick {
         minutes: u16,
     },
+    /// The batch driver runs.
+    Batch,
+    /// A supervisor's storm switch: on, off or back to automatic.
+    Storm {
+        switch: u8,
+    },
 }
 
 fn step() -> impl Strategy<Value = (Step, u8)> {
@@ -591,6 +864,8 @@ fn step() -> impl Strategy<Value = (Step, u8)> {
         1 => (0..32usize, prop::bool::weighted(0.7)).prop_map(|(crew, on)| Step::Duty { crew, on }),
         1 => (0..32usize).prop_map(|crew| Step::Move { crew }),
         3 => prop_oneof![0u16..10, 0u16..300].prop_map(|minutes| Step::Tick { minutes }),
+        3 => Just(Step::Batch),
+        1 => (0u8..3).prop_map(|switch| Step::Storm { switch }),
     ];
     (s, 0u8..8)
 }
@@ -630,9 +905,9 @@ struct Run {
 }
 
 impl Run {
-    fn new(crews: usize, seed: u64) -> Self {
+    fn new(crews: usize, seed: u64, config: EngineConfig) -> Self {
         Self {
-            engine: engine_with(crews, seed),
+            engine: engine_for(crews, seed, config),
             rng: SmallRng::seed_from_u64(seed),
             ids: Vec::new(),
             now: 0,
@@ -772,6 +1047,15 @@ impl Run {
                     Actor::Crew(crew),
                 )
             }
+            Step::Batch => (Command::AssignBatch, Actor::System),
+            Step::Storm { switch } => {
+                let switch = match switch {
+                    0 => StormSwitch::On,
+                    1 => StormSwitch::Off,
+                    _ => StormSwitch::Automatic,
+                };
+                (Command::Storm(switch), Actor::Supervisor)
+            }
         })
     }
 }
@@ -779,21 +1063,31 @@ impl Run {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
-    /// Properties 1–4 and 6–9 over random sequences of reports, crew actions, timeouts,
-    /// duty changes, moves and deadline ticks.
+    /// Properties 1–4 and 6–11 over random sequences of reports, crew actions, timeouts,
+    /// duty changes, moves, deadline ticks, batch assignments and storm switches, under each
+    /// policy, with and without an automatic storm threshold.
     #[test]
     fn random_operations_keep_every_property(
         steps in prop::collection::vec(step(), 1..80),
         crews in 3usize..14,
         seed in 0u64..1000,
+        policy in 0usize..3,
+        storm_at in prop::option::of(2u32..6),
+        (max_tickets, tickets_per_crew, crews_per_ticket) in (1u32..4, 0u32..3, 1u32..3),
     ) {
-        let mut run = Run::new(crews, seed);
+        let mut config = config_for(policy, storm_at);
+        // Small bounds, so that assignments leave work to the pass after them.
+        config.batch.max_tickets = max_tickets;
+        config.batch.tickets_per_crew = tickets_per_crew;
+        config.batch.crews_per_ticket = crews_per_ticket;
+        let mut run = Run::new(crews, seed, config.clone());
         // Replays the log up to each decision, to check each choice against the reference.
-        let mut shadow = engine_with(crews, seed);
+        let mut shadow = engine_for(crews, seed, config);
         let mut fired = HashSet::new();
         for (step, minutes_passed) in steps {
             run.now += i64::from(minutes_passed);
             let Some((command, actor)) = run.command(&step) else { continue };
+            let assigning = command == Command::AssignBatch;
             let before_queue: Vec<TicketId> = run.engine.queued().cloned().collect();
             match run.engine.handle(command, actor, minutes(run.now)) {
                 Ok(events) => {
@@ -806,8 +1100,13 @@ proptest! {
                                 prop_assert!(c.is_available(), "{crew} was {:?}", c.status);
                                 prop_assert!(c.skills.contains(t.report.category.required_skill()));
                                 prop_assert!(!t.declined_by.contains(crew));
-                                // 3, 4: the reference's choice.
-                                prop_assert_eq!(Some(crew.clone()), brute_force_choice(&shadow, &t));
+                                // 3, 4, 10: the reference's choice of the policy in force
+                                // (the batch assignment's optimality is tested in batch.rs).
+                                match shadow.policy() {
+                                    DispatchPolicy::Nearest => prop_assert_eq!(Some(crew.clone()), brute_force_choice(&shadow, &t)),
+                                    DispatchPolicy::Station => prop_assert_eq!(Some(crew.clone()), brute_force_own_choice(&shadow, &t)),
+                                    DispatchPolicy::Batch => prop_assert!(assigning, "a dispatch under batch outside an assignment"),
+                                }
                             }
                             EventKind::SlaWarning { ticket, stage, .. }
                             | EventKind::SlaBreached { ticket, stage } => {
@@ -869,12 +1168,26 @@ proptest! {
             // 1, 6: the invariants tying tickets, crews, pool and queue hold after every step.
             let problems = run.engine.audit();
             prop_assert!(problems.is_empty(), "{problems:#?}");
-            // 7: the queue is work-conserving: no waiting ticket has a crew that could take it.
+            // 7: the queue is work-conserving: no waiting ticket has a crew that could take it
+            // (under `station`, one of its own station's; under `batch`, once assigned).
             for waiting in run.engine.queued() {
                 let t = run.engine.ticket(waiting).unwrap();
-                prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits with a crew free", waiting);
+                match run.engine.policy() {
+                    DispatchPolicy::Nearest => prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits with a crew free", waiting),
+                    DispatchPolicy::Station => prop_assert_eq!(run.engine.choose_own_crew(t), None, "{} waits with its station's crew free", waiting),
+                    DispatchPolicy::Batch if assigning => prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits after an assignment", waiting),
+                    DispatchPolicy::Batch => {}
+                }
+            }
+            // 11: storm mode follows the automatic rule unless pinned.
+            if let Some(enter) = storm_at {
+                let storm = run.engine.storm();
+                if !storm.pinned && !storm.on {
+                    prop_assert!(run.engine.queue_len() < enter as usize, "{} waiting, storm mode off", run.engine.queue_len());
+                }
             }
         }
+        prop_assert_eq!(run.engine.storm(), shadow.storm());
         // 8: replaying the log rebuilds the same state.
         for id in &run.ids {
             prop_assert_eq!(run.engine.ticket(id), shadow.ticket(id));
@@ -898,18 +1211,20 @@ proptest! {
     }
 
     /// 5: the same commands on engines whose crews were loaded in another order give the
-    /// same events.
+    /// same events, under each policy (batch assignments every few reports).
     #[test]
     fn dispatch_does_not_depend_on_index_order(
         reports in prop::collection::vec((0..FaultCategory::ALL.len(), 0u64..u64::MAX), 1..40),
         crews in 1usize..30,
         seed in 0u64..1000,
+        policy in 0usize..3,
     ) {
         let region = synthetic::grid(ROWS, COLS, CELL_KM, crews, seed);
         let mut reversed = region.clone();
         reversed.crews.reverse();
-        let mut a = Engine::new(EngineConfig::default(), region).unwrap();
-        let mut b = Engine::new(EngineConfig::default(), reversed).unwrap();
+        let config = config_for(policy, None);
+        let mut a = Engine::new(config.clone(), region).unwrap();
+        let mut b = Engine::new(config, reversed).unwrap();
         let mut rng = SmallRng::seed_from_u64(seed);
         for (i, (category, _)) in reports.into_iter().enumerate() {
             let location = synthetic::random_point(&mut rng, ROWS, COLS, CELL_KM);
@@ -920,7 +1235,41 @@ proptest! {
             let ea = a.handle(command.clone(), Actor::Agent, minutes(i as i64));
             let eb = b.handle(command, Actor::Agent, minutes(i as i64));
             prop_assert_eq!(ea, eb);
+            if i % 3 == 2 {
+                let ea = a.handle(Command::AssignBatch, Actor::System, minutes(i as i64));
+                let eb = b.handle(Command::AssignBatch, Actor::System, minutes(i as i64));
+                prop_assert_eq!(ea, eb);
+            }
         }
+    }
+
+    /// The assignment's size stays within its bounds however long the queue.
+    #[test]
+    fn batch_candidates_are_bounded(
+        reports in 1usize..120,
+        crews in 1usize..30,
+        seed in 0u64..1000,
+    ) {
+        let mut config = config_for(2, None);
+        config.batch.max_tickets = 10;
+        config.batch.tickets_per_crew = 2;
+        let mut engine = engine_for(crews, seed, config);
+        let mut rng = SmallRng::seed_from_u64(seed);
+        for i in 0..reports {
+            let location = synthetic::random_point(&mut rng, ROWS, COLS, CELL_KM);
+            let _ = engine.handle(
+                Command::Report {
+                    ticket: TicketId::new(format!("T{i}")),
+                    report: report(FaultCategory::ALL[i % FaultCategory::ALL.len()], location),
+                },
+                Actor::Agent,
+                minutes(0),
+            );
+        }
+        let free = engine.crews().filter(|c| c.is_available()).count();
+        let (tickets, crews_in) = super::batch::candidate_count(&engine, minutes(1));
+        prop_assert!(tickets <= 10 + 2 * free, "{tickets} candidate tickets for {free} free crews");
+        prop_assert!(crews_in <= free);
     }
 }
 

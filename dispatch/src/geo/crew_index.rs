@@ -109,6 +109,13 @@ impl CrewIndex {
         in_trees && in_list
     }
 
+    /// Whether any crew of `station` is in the pool.
+    pub fn has_free_at(&self, station: u32) -> bool {
+        self.by_station
+            .get(station as usize)
+            .is_some_and(|list| !list.is_empty())
+    }
+
     pub fn available(&self, skill: Skill) -> usize {
         self.tree(skill).len()
     }
@@ -132,9 +139,12 @@ mod tests {
         assert_eq!(own, vec![(7, 1.0)]);
         assert_eq!(index.of_station(2, Skill::Meter, [0.0, 0.0]).count(), 0);
         assert_eq!(index.of_station(0, Skill::Lv, [0.0, 0.0]).count(), 0);
+        assert!(index.has_free_at(2));
+        assert!(!index.has_free_at(0));
         index.remove(7, Some(2), lv_hv, [1.0, 1.0]);
         assert_eq!(index.available(Skill::Lv), 0);
         assert_eq!(index.available(Skill::Hv), 0);
         assert_eq!(index.of_station(2, Skill::Lv, [0.0, 0.0]).count(), 0);
+        assert!(!index.has_free_at(2));
     }
 }

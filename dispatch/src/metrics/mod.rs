@@ -37,6 +37,7 @@ pub const EVENT_STREAM_CLIENTS: &str = "dispatch_event_stream_clients";
 pub const STORE_WRITE_DURATION_SECONDS: &str = "dispatch_store_write_duration_seconds";
 pub const STORE_FAILED: &str = "dispatch_store_failed";
 pub const DECIDES: &str = "dispatch_decides";
+pub const STORM_MODE: &str = "dispatch_storm_mode";
 
 /// Kind of a declared metric, for the table below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +188,13 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         &[],
         "1 once a store write failed: writes are refused until memory is rebuilt (a restart, \
          or by itself with a shared store)",
+    ),
+    (
+        STORM_MODE,
+        Kind::Gauge,
+        &[],
+        "1 while storm mode is on: waiting tickets are assigned to free crews together (the \
+         batch policy) instead of one by one",
     ),
     (
         DECIDES,
@@ -390,6 +398,8 @@ pub struct Gauges {
     pub last_event_seconds: Option<f64>,
     /// Whether this instance decides for its region.
     pub decides: bool,
+    /// Whether storm mode is on.
+    pub storm: bool,
 }
 
 pub fn set_gauges(gauges: &Gauges) {
@@ -406,6 +416,7 @@ pub fn set_gauges(gauges: &Gauges) {
     gauge!(OLDEST_QUEUED_AGE_SECONDS).set(gauges.oldest_queued_age_seconds);
     gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(gauges.last_event_seconds.unwrap_or(0.0));
     gauge!(DECIDES).set(if gauges.decides { 1.0 } else { 0.0 });
+    gauge!(STORM_MODE).set(if gauges.storm { 1.0 } else { 0.0 });
 }
 
 /// A client connected to (`+1`) or left (`-1`) the event stream.

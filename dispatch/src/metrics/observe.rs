@@ -129,7 +129,8 @@ pub fn observe(
         | EventKind::Departed { .. }
         | EventKind::Closed { .. }
         | EventKind::CrewDuty { .. }
-        | EventKind::CrewPosition { .. } => {}
+        | EventKind::CrewPosition { .. }
+        | EventKind::StormMode { .. } => {}
     }
     out
 }

@@ -64,10 +64,12 @@ pub enum Action {
     MintCrewToken,
     /// The live event stream (`/v1/events`).
     WatchEvents,
+    /// Storm mode on, off, or back to automatic.
+    SwitchStorm,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::CreateTicket,
         Action::ListTickets,
         Action::ReadTicket,
@@ -81,6 +83,7 @@ impl Action {
         Action::ReadReports,
         Action::MintCrewToken,
         Action::WatchEvents,
+        Action::SwitchStorm,
     ];
 }
 
@@ -96,6 +99,8 @@ pub fn permits(role: Role, action: Action) -> bool {
         A::CloseTicket => role == R::Agent,
         A::CrewStep | A::ReportForCrew => role == R::Crew,
         A::ReadCrewJobs => matches!(role, R::Crew | R::Supervisor | R::Admin),
+        // The control room's call; an event records it as the supervisor's.
+        A::SwitchStorm => role == R::Supervisor,
         A::ListStations | A::ListCrews | A::ReadReports | A::WatchEvents => {
             matches!(role, R::Supervisor | R::Admin)
         }
@@ -221,6 +226,7 @@ mod tests {
         assert_eq!(allowed(Action::ListCrews), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::ReadReports), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::WatchEvents), vec![Supervisor, Admin]);
+        assert_eq!(allowed(Action::SwitchStorm), vec![Supervisor]);
         assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
         // Every action is open to someone.
         for action in Action::ALL {

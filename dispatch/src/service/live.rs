@@ -166,6 +166,7 @@ fn crew_of(kind: &EventKind) -> Option<&CrewId> {
         | EventKind::Queued { .. }
         | EventKind::Closed { .. }
         | EventKind::SlaWarning { .. }
-        | EventKind::SlaBreached { .. } => None,
+        | EventKind::SlaBreached { .. }
+        | EventKind::StormMode { .. } => None,
     }
 }

@@ -52,7 +52,7 @@ use crate::domain::{
     Actor, CheckpointKind, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon,
     Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
 };
-use crate::engine::{Command, Engine, EngineError};
+use crate::engine::{Command, DispatchPolicy, Engine, EngineError, StormSwitch};
 use crate::metrics;
 use crate::store::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError};
 use futures_util::FutureExt;
@@ -248,6 +248,8 @@ impl Inner {
             Command::CrewDuty { .. } => "crew_duty",
             Command::CrewPosition { .. } => "crew_position",
             Command::FireDeadlines => "fire_deadlines",
+            Command::AssignBatch => "assign_batch",
+            Command::Storm(_) => "storm",
         };
         let started = Instant::now();
         let decided = self.engine.handle(command, actor, now);
@@ -268,6 +270,29 @@ impl Inner {
             self.driver_until = next;
         }
         earlier
+    }
+}
+
+/// Storm mode as a supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StormStatus {
+    pub on: bool,
+    /// Set by a supervisor: the automatic rule leaves it alone.
+    pub pinned: bool,
+    /// The policy in force now (`batch` while storm mode is on).
+    pub policy: DispatchPolicy,
+    pub queued: usize,
+}
+
+impl StormStatus {
+    fn of(engine: &Engine) -> Self {
+        let storm = engine.storm();
+        Self {
+            on: storm.on,
+            pinned: storm.pinned,
+            policy: engine.policy(),
+            queued: engine.queue_len(),
+        }
     }
 }
 
@@ -428,6 +453,7 @@ impl Dispatcher {
                 .map_or(0.0, |at| now.since(at).as_secs_f64()),
             last_event_seconds: inner.last_event_at.map(|at| at.as_millis() as f64 / 1000.0),
             decides: self.decides(),
+            storm: inner.engine.storm().on,
         })
     }
 
@@ -980,6 +1006,111 @@ impl Dispatcher {
         };
         Self::settled(commit).await?;
         Ok(fired)
+    }
+
+    /// Assigns waiting tickets to free crews together ([`Command::AssignBatch`]) while the
+    /// engine batches (the `batch` policy, or storm mode); nothing otherwise. Answers once
+    /// the dispatches are on disk, with how many there were.
+    pub async fn assign_batch(&self) -> Result<usize, ServiceError> {
+        let commit = {
+            let mut inner = self.lock()?;
+            if self.health.is_failed() || !self.decides() || !inner.engine.batching() {
+                return Ok(0);
+            }
+            let now = inner.now(self.clock.as_ref());
+            let events = inner.decide(Command::AssignBatch, Actor::System, now)?;
+            let dispatched = events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Dispatched { .. }))
+                .count();
+            if events.is_empty() {
+                return Ok(0);
+            }
+            (
+                dispatched,
+                self.commit(
+                    &mut inner,
+                    Batch {
+                        events,
+                        ..Batch::default()
+                    },
+                    Durability::Durable,
+                ),
+            )
+        };
+        Self::settled(commit.1).await?;
+        if commit.0 > 0 {
+            tracing::info!(dispatched = commit.0, "batch assignment");
+        }
+        Ok(commit.0)
+    }
+
+    /// Runs [`Dispatcher::assign_batch`] every `[engine.batch] interval_seconds`, until the
+    /// task is aborted. Cheap while the engine dispatches each ticket at once.
+    pub async fn drive_batches(self: Arc<Self>) {
+        let interval = match self.lock() {
+            Ok(inner) => Duration::from_secs(u64::from(
+                inner.engine.config().batch.interval_seconds.max(1),
+            )),
+            Err(_) => return,
+        };
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(error) = self.assign_batch().await {
+                tracing::warn!(%error, "a batch assignment failed");
+            }
+        }
+    }
+
+    /// A supervisor's switch of storm mode: on or off (pinned until handed back), or back to
+    /// the automatic rule. Answers the state after it, once on disk.
+    pub async fn switch_storm(
+        &self,
+        who: &Principal,
+        switch: StormSwitch,
+    ) -> Result<StormStatus, ServiceError> {
+        let actor = who.actor().ok_or(ServiceError::Forbidden(
+            "this role cannot switch storm mode",
+        ))?;
+        let (status, commit) = {
+            let mut inner = self.lock()?;
+            self.writable()?;
+            let now = inner.now(self.clock.as_ref());
+            let events = inner.decide(Command::Storm(switch), actor, now)?;
+            let status = StormStatus::of(&inner.engine);
+            let commit = if events.is_empty() {
+                inner.horizon.clone()
+            } else {
+                self.commit(
+                    &mut inner,
+                    Batch {
+                        events,
+                        ..Batch::default()
+                    },
+                    Durability::Durable,
+                )
+            };
+            (status, commit)
+        };
+        Self::settled(commit).await?;
+        tracing::warn!(
+            on = status.on,
+            pinned = status.pinned,
+            "storm mode switched by a supervisor"
+        );
+        Ok(status)
+    }
+
+    /// Whether storm mode is on, and how tickets are dispatched now.
+    pub async fn storm(&self) -> Result<StormStatus, ServiceError> {
+        let (status, horizon) = {
+            let inner = self.lock()?;
+            (StormStatus::of(&inner.engine), inner.horizon.clone())
+        };
+        Self::settled(horizon).await?;
+        Ok(status)
     }
 
     /// When the next SLA checkpoint is due, if any clock runs.

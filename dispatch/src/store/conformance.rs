@@ -6,8 +6,8 @@
 use super::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Recovered, Store};
 use crate::domain::{
     Actor, AreaClass, Callback, Caller, CrewId, DeclineReason, Event, EventKind, FaultCategory,
-    FaultClass, FaultReport, IncidentId, LatLon, Ownership, Priority, StationId, TicketId,
-    Timestamp, WorkOrderReturn,
+    FaultClass, FaultReport, IncidentId, LatLon, Ownership, Priority, StationId, StormReason,
+    TicketId, Timestamp, WorkOrderReturn,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -669,6 +669,22 @@ pub fn every_kind_of_event() -> Vec<Event> {
             EventKind::CrewPosition {
                 crew: c(),
                 location: location(),
+            },
+        ),
+        (
+            Actor::System,
+            EventKind::StormMode {
+                on: true,
+                reason: StormReason::QueueAbove,
+                queued: 40,
+            },
+        ),
+        (
+            Actor::Supervisor,
+            EventKind::StormMode {
+                on: false,
+                reason: StormReason::Supervisor,
+                queued: 3,
             },
         ),
     ];
