@@ -8,8 +8,8 @@
 -- ARGV: 1 lease value, 2 sequence number of the first batch, 3 number of batches, then per
 --       batch: payload, idempotency key ('' for none), idempotency record, crew token
 --       field ('' for none), crew id, claim count, claims (op, crew, ticket)...,
---       push count, pushes (key index, event)..., update count, updates (key index,
---       field, value)...
+--       timeline count, per timeline (key index, event count, events...), hash count, per
+--       hash (key index, field count, field, value...)
 -- Errors (nothing written): NOTLEADER, OUTOFSEQ, CLAIM.
 
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then
@@ -35,13 +35,19 @@ for _ = 1, tonumber(ARGV[3]) do
   end
   at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
-    table.insert(b.pushes, { tonumber(ARGV[at + 1]), ARGV[at + 2] })
-    at = at + 2
+    local key, n = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    local values = {}
+    for i = 1, n do values[i] = ARGV[at + 2 + i] end
+    table.insert(b.pushes, { key, values })
+    at = at + 2 + n
   end
   at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
-    table.insert(b.updates, { tonumber(ARGV[at + 1]), ARGV[at + 2], ARGV[at + 3] })
-    at = at + 3
+    local key, n = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
+    local values = {}
+    for i = 1, 2 * n do values[i] = ARGV[at + 2 + i] end
+    table.insert(b.updates, { key, values })
+    at = at + 2 + 2 * n
   end
   at = at + 1
   table.insert(batches, b)
@@ -87,8 +93,8 @@ for _, b in ipairs(batches) do
   redis.call('XADD', KEYS[1], '*', 'seq', seq, 'batch', b.payload)
   if b.idem_key ~= '' then redis.call('HSET', KEYS[4], b.idem_key, b.idem) end
   if b.token ~= '' then redis.call('HSET', KEYS[5], b.token, b.token_crew) end
-  for _, p in ipairs(b.pushes) do redis.call('RPUSH', KEYS[p[1]], p[2]) end
-  for _, u in ipairs(b.updates) do redis.call('HSET', KEYS[u[1]], u[2], u[3]) end
+  for _, p in ipairs(b.pushes) do redis.call('RPUSH', KEYS[p[1]], unpack(p[2])) end
+  for _, u in ipairs(b.updates) do redis.call('HSET', KEYS[u[1]], unpack(u[2])) end
 end
 for crew, ticket in pairs(crew_job) do
   if ticket then redis.call('HSET', KEYS[6], crew, ticket) else redis.call('HDEL', KEYS[6], crew) end

@@ -46,8 +46,8 @@ use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
-use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -217,13 +217,14 @@ impl Keys {
     }
 }
 
-/// A batch as one log entry holds it.
-#[derive(Debug, Serialize, Deserialize)]
+/// A batch as one log entry holds it (written by `encode`, which builds the same JSON from
+/// events serialized once).
+#[derive(Debug, Deserialize)]
 struct StoredBatch {
     events: Vec<Event>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     idempotency: Option<IdempotencyRecord>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     crew_token: Option<CrewTokenRecord>,
 }
 
@@ -461,12 +462,24 @@ fn encode(
 ) -> Result<(), StoreError> {
     let unencodable =
         |e: serde_json::Error| StoreError::Unavailable(format!("cannot encode a batch: {e}"));
-    let stored = StoredBatch {
-        events: batch.events.clone(),
-        idempotency: batch.idempotency.clone(),
-        crew_token: batch.crew_token.clone(),
-    };
-    args.push(serde_json::to_vec(&stored).map_err(unencodable)?);
+    // Each event is serialized once: for its ticket's timeline, and inside the log entry.
+    let events = batch
+        .events
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unencodable)?;
+    let mut payload = format!("{{\"events\":[{}]", events.join(","));
+    if let Some(record) = &batch.idempotency {
+        payload.push_str(",\"idempotency\":");
+        payload.push_str(&serde_json::to_string(record).map_err(unencodable)?);
+    }
+    if let Some(record) = &batch.crew_token {
+        payload.push_str(",\"crew_token\":");
+        payload.push_str(&serde_json::to_string(record).map_err(unencodable)?);
+    }
+    payload.push('}');
+    args.push(payload.into_bytes());
     match &batch.idempotency {
         Some(record) => {
             args.push(record.key.clone().into_bytes());
@@ -490,9 +503,11 @@ fn encode(
         })
     };
     let mut claims = Vec::new();
-    let mut pushes = Vec::new();
-    let mut updates: Vec<(usize, &str, String)> = Vec::new();
-    for event in &batch.events {
+    // One RPUSH per timeline and one HSET per ticket hash, however many events: Redis's
+    // time is the shared resource of every instance.
+    let mut pushes: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    let mut updates: BTreeMap<usize, Vec<(&str, String)>> = BTreeMap::new();
+    for (event, json) in batch.events.iter().zip(events) {
         match &event.kind {
             EventKind::Dispatched { ticket, crew, .. } => {
                 claims.push(("claim", crew.as_str(), ticket.as_str()));
@@ -510,23 +525,25 @@ fn encode(
         let Some(ticket) = event.kind.ticket() else {
             continue;
         };
-        let timeline = index_of(keys.timeline(ticket));
-        pushes.push((timeline, serde_json::to_vec(event).map_err(unencodable)?));
-        let hash = index_of(keys.ticket(ticket));
-        updates.push((hash, "last_event", event.kind.name().to_owned()));
-        updates.push((hash, "updated_at", event.at.as_millis().to_string()));
+        pushes
+            .entry(index_of(keys.timeline(ticket)))
+            .or_default()
+            .push(json);
+        let fields = updates.entry(index_of(keys.ticket(ticket))).or_default();
+        fields.push(("last_event", event.kind.name().to_owned()));
+        fields.push(("updated_at", event.at.as_millis().to_string()));
         if let Some(state) = event.kind.resulting_state() {
-            updates.push((hash, "state", state.as_str().to_owned()));
+            fields.push(("state", state.as_str().to_owned()));
         }
         match &event.kind {
             EventKind::Reported {
                 station, incident, ..
             } => {
-                updates.push((hash, "station", station.to_string()));
-                updates.push((hash, "incident", incident.to_string()));
+                fields.push(("station", station.to_string()));
+                fields.push(("incident", incident.to_string()));
             }
             EventKind::Merged { incident, .. } => {
-                updates.push((hash, "incident", incident.to_string()));
+                fields.push(("incident", incident.to_string()));
             }
             _ => {}
         }
@@ -540,17 +557,18 @@ fn encode(
         ]);
     }
     args.push(pushes.len().to_string().into_bytes());
-    for (index, event) in pushes {
+    for (index, events) in pushes {
         args.push(index.to_string().into_bytes());
-        args.push(event);
+        args.push(events.len().to_string().into_bytes());
+        args.extend(events.into_iter().map(String::into_bytes));
     }
     args.push(updates.len().to_string().into_bytes());
-    for (index, field, value) in updates {
-        args.extend([
-            index.to_string().into_bytes(),
-            field.as_bytes().to_vec(),
-            value.into_bytes(),
-        ]);
+    for (index, fields) in updates {
+        args.push(index.to_string().into_bytes());
+        args.push(fields.len().to_string().into_bytes());
+        for (field, value) in fields {
+            args.extend([field.as_bytes().to_vec(), value.into_bytes()]);
+        }
     }
     Ok(())
 }
