@@ -5,9 +5,11 @@
 
 mod admin;
 mod crews;
+pub mod deadlines;
 pub mod error;
 mod events;
 mod extract;
+pub mod map;
 mod ops;
 pub mod reports;
 mod tickets;
@@ -124,6 +126,10 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::reliability))
         .routes(routes!(admin::mint_crew_token))
         .routes(routes!(events::events))
+        .routes(routes!(map::service_areas))
+        .routes(routes!(map::fault_cells))
+        .routes(routes!(deadlines::running))
+        .routes(routes!(deadlines::reassignments))
 }
 
 fn ops_routes() -> OpenApiRouter<AppState> {

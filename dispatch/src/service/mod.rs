@@ -34,6 +34,7 @@
 
 pub mod auth;
 mod clock;
+mod control_room;
 mod live;
 mod reports;
 #[cfg(test)]
@@ -41,6 +42,7 @@ mod tests;
 
 pub use auth::{Action, Principal, TokenBook, permits};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use control_room::{Reassignment, RunningDeadline, ServiceArea};
 
 use crate::domain::{
     Actor, CheckpointKind, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon,
