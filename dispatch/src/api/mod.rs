@@ -1,7 +1,8 @@
 //! The HTTP API of the v1 contract: an axum router whose handlers parse, call the
 //! [`Dispatcher`], and map the answer; the OpenAPI document generated from the same handlers;
 //! request metrics by route template; and the load limit that answers 429 instead of letting
-//! requests pile up.
+//! requests pile up. The control-room page's static files are served beside it, at `/` and
+//! `/ui/…`.
 
 mod admin;
 mod crews;
@@ -11,6 +12,7 @@ mod events;
 mod extract;
 pub mod map;
 mod ops;
+mod page;
 pub mod reports;
 mod tickets;
 pub mod wire;
@@ -169,6 +171,8 @@ pub fn app(
         openapi: Arc::new(openapi),
     };
     router
+        .route("/", axum::routing::get(page::index))
+        .route("/ui/{*path}", axum::routing::get(page::asset))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
