@@ -4,11 +4,12 @@
 //! `domain` is the pure core, `geo` the spatial indexes, `engine` the decisions that combine
 //! them, `store` where events are kept, `service` the dispatcher that ties engine and store
 //! together, and `api` the HTTP surface. [`run`] starts it all; `main.rs` and the tests both
-//! call it. See ARCHITECTURE.md for the map.
+//! call it. [`demo`] runs it with simulated agents and crews. See ARCHITECTURE.md for the map.
 
 pub mod api;
 pub mod config;
 pub mod datum;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod geo;
@@ -70,6 +71,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let dispatcher = open(&config).await?;
+    serve(dispatcher, &config.server, listener, shutdown).await
+}
+
+/// Opens the configured store and recovers the dispatcher from it: [`run`] before it serves.
+pub async fn open(config: &Config) -> Result<Arc<Dispatcher>, ServeError> {
     config.validate()?;
     let store: Arc<dyn Store> = match config.store.kind {
         StoreKind::Embedded => {
@@ -87,8 +94,9 @@ pub async fn run(
         }
         StoreKind::Redis => return Err(ConfigError::RedisNotBuilt.into()),
     };
-    let dispatcher = Arc::new(recover(&config, store, Arc::new(SystemClock)).await?);
-    serve(dispatcher, &config.server, listener, shutdown).await
+    Ok(Arc::new(
+        recover(config, store, Arc::new(SystemClock)).await?,
+    ))
 }
 
 /// Loads the region, builds the engine and the tokens, and replays `store` into them: the
