@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests start themselves; installed only when absent.
+apt_install() {
+    echo "installing $* from Debian's packages"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@"
+}
 apt_install_missing() {
     local missing=()
     for pair in "$@"; do
@@ -13,12 +18,12 @@ apt_install_missing() {
         command -v "$command" >/dev/null 2>&1 || missing+=("$package")
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} from Debian's packages"
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        apt_install "${missing[@]}"
     fi
 }
-apt_install_missing redis-server:redis-server promtool:prometheus
+apt_install_missing redis-server:redis-server promtool:prometheus chromium:chromium
+# The control room's screenshots show Chinese station names: Chromium needs a CJK font.
+fc-list :lang=zh 2>/dev/null | grep -q . || apt_install fonts-wqy-microhei
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
