@@ -64,7 +64,7 @@ impl Default for DemoOptions {
     fn default() -> Self {
         Self {
             seed: 1,
-            calls_per_minute: 20.0,
+            calls_per_minute: 26.0,
             warm_up_calls: 12,
             speedup: 15.0,
         }

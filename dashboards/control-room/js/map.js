@@ -50,7 +50,8 @@ export class RegionMap {
     this.stationLayer = svg('g', { class: 'stations' });
     this.ticketLayer = svg('g', { class: 'tickets' });
     this.crewLayer = svg('g', { class: 'crews' });
-    this.svg.append(this.world, this.linkLayer, this.stationLayer, this.ticketLayer, this.crewLayer);
+    // Tickets above crews: the fault is what the room watches; a crew on site sits beside it.
+    this.svg.append(this.world, this.linkLayer, this.stationLayer, this.crewLayer, this.ticketLayer);
     this.bindGestures();
     new ResizeObserver(() => this.resized()).observe(this.svg);
   }
@@ -175,7 +176,8 @@ export class RegionMap {
 
   place(node) {
     const [sx, sy] = this.toScreen(node.world);
-    node.setAttribute('transform', `translate(${sx.toFixed(1)},${sy.toFixed(1)})`);
+    const [dx, dy] = node.offset ?? [0, 0];
+    node.setAttribute('transform', `translate(${(sx + dx).toFixed(1)},${(sy + dy).toFixed(1)})`);
   }
 
   placeLink(link) {
@@ -334,6 +336,8 @@ export class RegionMap {
       node.setAttribute('class', `crew ${view}${this.isSelected('crew', c.id) ? ' selected' : ''}`);
       setTitle(node, `${c.id} · ${crewLabel(view)}`);
       node.world = this.project([c.position.lon, c.position.lat]);
+      // On site the crew stands on its ticket's spot: drawn beside it so both show.
+      node.offset = view === 'on_site' ? [9, -9] : null;
       this.place(node);
 
       const job = c.ticket_id ? state.tickets.get(c.ticket_id) : null;
