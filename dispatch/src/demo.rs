@@ -158,7 +158,9 @@ pub async fn drive(dispatcher: Arc<Dispatcher>, options: DemoOptions) {
     loop {
         tokio::select! {
             received = feed.next() => match received {
-                Some(Received::Event(live)) => demo.on_event(&live.event.kind, live.ticket.as_ref(), live.crew.as_ref()),
+                Some(Received::Event(live)) => {
+                    demo.on_event(&live.event.kind, live.ticket.as_ref(), live.crew.as_ref());
+                }
                 Some(Received::Missed(count)) => {
                     tracing::warn!(count, "the demo fell behind the live feed: resynchronising");
                     demo.resync().await;

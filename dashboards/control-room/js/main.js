@@ -35,7 +35,11 @@ function select(selection) {
 function tokenFromFragment() {
   const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
   if (!match) return;
-  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+  try {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+  } catch {
+    // A mangled fragment: the sign-in form asks instead.
+  }
   history.replaceState(null, '', location.pathname + location.search);
 }
 
