@@ -729,7 +729,21 @@ mod browser {
         let chromium = Chromium::launch(&format!("{origin}#token={SUPERVISOR}"))
             .await
             .unwrap();
-        let page = chromium.page(&origin).await.unwrap();
+        let mut page = chromium.page(&origin).await.unwrap();
+        // The tab may still hold about:blank: everything else runs in the page's own document.
+        page.wait_for(
+            "the page's document",
+            Duration::from_secs(30),
+            "({ href: location.href, ready: document.readyState })",
+            |d| {
+                d["ready"] == "complete"
+                    && d["href"]
+                        .as_str()
+                        .is_some_and(|h| h.starts_with(origin.as_str()))
+            },
+        )
+        .await
+        .unwrap();
         (chromium, page)
     }
 
