@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as `command:package` (or `/path/of/a/file:package`);
 # installed only when absent.
+apt_install() {
+    echo "installing $* from Debian's packages"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "$@"
+}
 apt_install_missing() {
     local missing=()
     for pair in "$@"; do
@@ -18,14 +23,14 @@ apt_install_missing() {
         fi
     done
     if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} from Debian's packages"
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        apt_install "${missing[@]}"
     fi
 }
-# The simulator's charts draw their text with DejaVu Sans (no system font lookup).
-apt_install_missing redis-server:redis-server promtool:prometheus \
-    /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+# The simulator's charts draw their text with DejaVu Sans (no system font lookup); the control
+# room's screenshots show Chinese station names, so Chromium needs a CJK font.
+apt_install_missing redis-server:redis-server promtool:prometheus chromium:chromium \
+    /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+    /usr/share/fonts/truetype/wqy/wqy-microhei.ttc:fonts-wqy-microhei
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

@@ -4,12 +4,13 @@
 //! `domain` is the pure core, `geo` the spatial indexes, `engine` the decisions that combine
 //! them, `store` where events are kept, `service` the dispatcher that ties engine and store
 //! together, and `api` the HTTP surface. [`run`] starts it all; `main.rs` and the tests both
-//! call it. `sim` plays scenarios through the same engine to compare dispatch policies. See
-//! ARCHITECTURE.md for the map.
+//! call it. `sim` plays scenarios through the same engine to compare dispatch policies;
+//! [`demo`] runs the service with simulated agents and crews. See ARCHITECTURE.md for the map.
 
 pub mod api;
 pub mod config;
 pub mod datum;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod geo;
@@ -74,6 +75,12 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let dispatcher = open(&config).await?;
+    serve(dispatcher, &config.server, listener, shutdown).await
+}
+
+/// Opens the configured store and recovers the dispatcher from it: [`run`] before it serves.
+pub async fn open(config: &Config) -> Result<Arc<Dispatcher>, ServeError> {
     config.validate()?;
     let store: Arc<dyn Store> = match config.store.kind {
         StoreKind::Embedded => {
@@ -90,13 +97,14 @@ pub async fn run(
             })?)
         }
         StoreKind::Redis => Arc::new(
-            RedisStore::open(redis_options(&config)?)
+            RedisStore::open(redis_options(config)?)
                 .await
                 .map_err(ServeError::RedisOpen)?,
         ),
     };
-    let dispatcher = Arc::new(recover(&config, store, Arc::new(SystemClock)).await?);
-    serve(dispatcher, &config.server, listener, shutdown).await
+    Ok(Arc::new(
+        recover(config, store, Arc::new(SystemClock)).await?,
+    ))
 }
 
 /// How the Redis store of `config` connects: its namespace defaults to the region

@@ -1,9 +1,11 @@
-//! `dispatch serve [--config FILE]` and `dispatch simulate …`: the command line. Everything
-//! else lives in the library, in `dispatch::run` and `dispatch::sim`.
+//! `dispatch serve [--config FILE]`, `dispatch simulate …` and `dispatch demo`: the command
+//! line. Everything else lives in the library, in `dispatch::run`, `dispatch::sim` and
+//! `dispatch::demo`.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use dispatch::config::{Config, LogConfig, LogFormat};
+use dispatch::config::{Config, DevTokens, LogConfig, LogFormat};
+use dispatch::demo::DemoOptions;
 use dispatch::sim::Dispatch;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +36,25 @@ enum Command {
     },
     /// Play a scenario through the engine under dispatch policies and compare them.
     Simulate(SimulateArgs),
+    /// Serve with simulated agents and crews driving traffic over the region, deadlines
+    /// compressed to demo pace; open the printed address for the control room.
+    Demo {
+        /// A TOML configuration file; its store path is ignored (see --data).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The demo's own data directory, never the service's: demo traffic is not real.
+        #[arg(long, value_name = "DIR", default_value = "data-demo")]
+        data: PathBuf,
+        /// Seeds the simulation's random choices.
+        #[arg(long, default_value_t = DemoOptions::default().seed)]
+        seed: u64,
+        /// Average calls per minute.
+        #[arg(long, default_value_t = DemoOptions::default().calls_per_minute)]
+        calls_per_minute: f64,
+        /// How many times faster than life crews drive and repair and deadlines run.
+        #[arg(long, default_value_t = DemoOptions::default().speedup)]
+        speedup: f64,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -82,6 +103,25 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(serve(config))
         }
         Command::Simulate(args) => simulate(args),
+        Command::Demo {
+            config,
+            data,
+            seed,
+            calls_per_minute,
+            speedup,
+        } => {
+            let mut config = Config::load(config.as_deref())?;
+            config.store.path = data;
+            init_tracing(&config.log)?;
+            let options = DemoOptions {
+                seed,
+                calls_per_minute,
+                speedup,
+                ..DemoOptions::default()
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+            runtime.block_on(demo(config, options))
+        }
     }
 }
 
@@ -113,6 +153,24 @@ fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             out.display()
         );
     }
+    Ok(())
+}
+
+async fn demo(config: Config, options: DemoOptions) -> anyhow::Result<()> {
+    let bind = config.server.bind;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    // The demo's own throwaway tokens may be shown: with them the address opens the page
+    // signed in. Configured tokens are never printed.
+    let page = format!("http://{}/", listener.local_addr()?);
+    if config.tokens.is_empty() {
+        let (_, tokens) = DevTokens::load_or_create(&config.store.path)?;
+        println!("control room: {page}#token={}", tokens.supervisor);
+    } else {
+        println!("control room: {page} (sign in with a supervisor token)");
+    }
+    dispatch::demo::run(config, listener, shutdown_signal(), options).await?;
     Ok(())
 }
 

@@ -1,15 +1,19 @@
 //! The HTTP API of the v1 contract: an axum router whose handlers parse, call the
 //! [`Dispatcher`], and map the answer; the OpenAPI document generated from the same handlers;
 //! request metrics by route template; and the load limit that answers 429 instead of letting
-//! requests pile up.
+//! requests pile up. The control-room page's static files are served beside it, at `/` and
+//! `/ui/…`.
 
 mod admin;
 mod crews;
+pub mod deadlines;
 pub mod error;
 mod events;
 mod extract;
 pub mod forward;
+pub mod map;
 mod ops;
+mod page;
 pub mod reports;
 mod storm;
 mod tickets;
@@ -129,6 +133,10 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::mint_crew_token))
         .routes(routes!(events::events))
         .routes(routes!(storm::status, storm::switch))
+        .routes(routes!(map::service_areas))
+        .routes(routes!(map::fault_cells))
+        .routes(routes!(deadlines::running))
+        .routes(routes!(deadlines::reassignments))
 }
 
 fn ops_routes() -> OpenApiRouter<AppState> {
@@ -177,6 +185,8 @@ pub fn app(
         forward::route,
     ));
     router
+        .route("/", axum::routing::get(page::index))
+        .route("/ui/{*path}", axum::routing::get(page::asset))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -37,24 +37,28 @@ struct Query {
     station: Option<StationId>,
 }
 
+/// The `[from, to)` of a query: both required, RFC 3339 with an offset, `from` first.
+pub(super) fn parse_window(from: &Option<String>, to: &Option<String>) -> Result<Window, ApiError> {
+    let time = |name: &str, value: &Option<String>| -> Result<Timestamp, ApiError> {
+        let text = value
+            .as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::InvalidQuery(format!("{name}: required")))?;
+        parse_rfc3339(name, text).map_err(|_| {
+            ApiError::InvalidQuery(format!(
+                "{name}: must be an RFC 3339 time with an offset, e.g. 2025-06-01T00:00:00Z"
+            ))
+        })
+    };
+    let from = time("from", from)?;
+    let to = time("to", to)?;
+    Window::new(from, to).map_err(|e| ApiError::InvalidQuery(format!("from, to: {e}")))
+}
+
 impl ReportParams {
     fn parse(&self) -> Result<Query, ApiError> {
-        let time = |name: &str, value: &Option<String>| -> Result<Timestamp, ApiError> {
-            let text = value
-                .as_deref()
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| ApiError::InvalidQuery(format!("{name}: required")))?;
-            parse_rfc3339(name, text).map_err(|_| {
-                ApiError::InvalidQuery(format!(
-                    "{name}: must be an RFC 3339 time with an offset, e.g. 2025-06-01T00:00:00Z"
-                ))
-            })
-        };
-        let from = time("from", &self.from)?;
-        let to = time("to", &self.to)?;
-        let window =
-            Window::new(from, to).map_err(|e| ApiError::InvalidQuery(format!("from, to: {e}")))?;
+        let window = parse_window(&self.from, &self.to)?;
         let station = self
             .station_id
             .as_deref()

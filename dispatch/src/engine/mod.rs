@@ -229,6 +229,21 @@ impl Engine {
         &self.stations
     }
 
+    /// Each station with its service area, in the order of [`Engine::stations`].
+    pub fn service_areas(&self) -> Vec<(&Station, ::geo::MultiPolygon<f64>)> {
+        let mut areas: Vec<Vec<::geo::Polygon<f64>>> = vec![Vec::new(); self.stations.len()];
+        for (polygon, station) in self.areas.parts() {
+            if let Some(parts) = areas.get_mut(station) {
+                parts.push(polygon.clone());
+            }
+        }
+        self.stations
+            .iter()
+            .zip(areas)
+            .map(|(station, parts)| (station, ::geo::MultiPolygon(parts)))
+            .collect()
+    }
+
     pub fn station(&self, id: &StationId) -> Option<&Station> {
         self.station_by_id.get(id).map(|&i| &self.stations[i])
     }

@@ -73,6 +73,14 @@ impl ServiceAreaIndex {
         self.fallback_km
     }
 
+    /// The service area of each station as polygon parts, each with its station's index:
+    /// what a map draws.
+    pub fn parts(&self) -> impl Iterator<Item = (&Polygon<f64>, usize)> {
+        self.parts
+            .iter()
+            .map(|(polygon, station)| (polygon, *station))
+    }
+
     pub fn locate(&self, at: LatLon) -> Result<Located, OutsideServiceAreas> {
         let point = at.point();
         // Areas tile the region, so a point is in one area, or on a shared border of several:

@@ -1,12 +1,16 @@
 //! Reports computed from tickets as pure functions: deadline compliance per SLA stage
 //! ([`sla`]), the reliability indices SAIFI / SAIDI / CAIDI / RS ([`reliability`]) and the
-//! estimated time of restoration of an open ticket ([`etr`]). Nothing here does I/O or reads
-//! a clock: the dispatcher hands in the tickets, the stations and `now`.
+//! estimated time of restoration of an open ticket ([`etr`]); for the control room, the
+//! deadline clocks an open ticket runs ([`deadlines`]) and the fault heat map ([`heat`]).
+//! Nothing here does I/O or reads a clock: the dispatcher hands in the tickets, the stations
+//! and `now`.
 //!
 //! Every report covers a half-open window `[from, to)` ([`Window`]), so consecutive windows
 //! never count the same thing twice.
 
+pub mod deadlines;
 pub mod etr;
+pub mod heat;
 pub mod reliability;
 pub mod sla;
 

@@ -39,6 +39,7 @@
 
 pub mod auth;
 mod clock;
+mod control_room;
 mod live;
 mod replication;
 mod reports;
@@ -47,6 +48,7 @@ mod tests;
 
 pub use auth::{Action, Principal, TokenBook, permits};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use control_room::{Reassignment, RunningDeadline, ServiceArea};
 
 use crate::domain::{
     Actor, CheckpointKind, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon,

@@ -113,8 +113,13 @@ impl TestApp {
     /// Runs the service (`dispatch::run`) on the data directory of `dir`: a restart when it
     /// was used before.
     pub async fn spawn_in(dir: TempDir) -> Self {
+        Self::spawn_in_at(dir, "127.0.0.1:0").await
+    }
+
+    /// Like [`TestApp::spawn_in`] on a given address: a restart where clients knew it.
+    pub async fn spawn_in_at(dir: TempDir, addr: &str) -> Self {
         let config = Self::config(&dir);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("a loopback port");
         let addr = listener.local_addr().expect("a bound address");
@@ -122,6 +127,36 @@ impl TestApp {
         let server = tokio::spawn(dispatch::run(config, listener, async move {
             let _ = signal.await;
         }));
+        let app = Self {
+            addr,
+            client: client(),
+            dir,
+            dispatcher: None,
+            shutdown: Some(shutdown),
+            server: Some(server),
+        };
+        app.wait_ready().await;
+        app
+    }
+
+    /// Runs the service with simulated agents and crews (`dispatch::demo::run`), deadlines
+    /// compressed to demo pace.
+    pub async fn spawn_demo(options: dispatch::demo::DemoOptions) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let config = Self::config(&dir);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(dispatch::demo::run(
+            config,
+            listener,
+            async move {
+                let _ = signal.await;
+            },
+            options,
+        ));
         let app = Self {
             addr,
             client: client(),
