@@ -191,16 +191,7 @@ pub async fn reassignments(
 ) -> Result<Json<ReassignmentList>, ApiError> {
     who.require(Action::ReadReports)?;
     let window = parse_window(&params.from, &params.to)?;
-    let limit = match params.limit.as_deref().map(str::trim) {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::InvalidQuery(format!("limit: a whole number from 1 to {MAX_LIMIT}"))
-            })?,
-    };
+    let limit = super::extract::page_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let found = app.dispatcher.reassignments(window).await?;
     let rejected = found
         .iter()

@@ -151,6 +151,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
     }
 }
 
+/// A listing's page size from the `limit` query parameter: `default` when absent or blank,
+/// else a whole number from 1 to `max`, or an `invalid_query` error saying so.
+pub fn page_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::InvalidQuery(format!("limit: a whole number from 1 to {max}"))
+            }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +215,19 @@ mod tests {
             body("{}").parse::<T>(),
             Err(ApiError::InvalidField(m)) if m.contains("missing field `a`")
         ));
+    }
+
+    #[test]
+    fn a_page_limit_is_a_whole_number_in_range_or_the_default() {
+        assert_eq!(page_limit(None, 50, 500), Ok(50));
+        assert_eq!(page_limit(Some("  "), 50, 500), Ok(50));
+        assert_eq!(page_limit(Some(" 7 "), 50, 500), Ok(7));
+        assert_eq!(page_limit(Some("500"), 50, 500), Ok(500));
+        for bad in ["0", "501", "-1", "1.5", "ten"] {
+            assert!(
+                matches!(page_limit(Some(bad), 50, 500), Err(ApiError::InvalidQuery(m)) if m.contains("1 to 500")),
+                "{bad}"
+            );
+        }
     }
 }

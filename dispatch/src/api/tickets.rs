@@ -121,16 +121,7 @@ impl ListParams {
                     .ok_or_else(|| ApiError::InvalidQuery(format!("state: unknown state {s:?}")))
             })
             .transpose()?;
-        let limit = match present(&self.limit) {
-            None => DEFAULT_LIMIT,
-            Some(text) => text
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    ApiError::InvalidQuery(format!("limit: a whole number from 1 to {MAX_LIMIT}"))
-                })?,
-        };
+        let limit = super::extract::page_limit(self.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
         let cursor = present(&self.cursor)
             .map(|c| {
                 uuid::Uuid::parse_str(c)

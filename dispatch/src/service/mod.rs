@@ -570,6 +570,18 @@ impl Dispatcher {
         commit
     }
 
+    /// A decision's events alone, committed durably: most decisions write nothing else.
+    fn commit_events(&self, inner: &mut Inner, events: Vec<Event>) -> Commit {
+        self.commit(
+            inner,
+            Batch {
+                events,
+                ..Batch::default()
+            },
+            Durability::Durable,
+        )
+    }
+
     async fn settled(commit: Commit) -> Result<(), ServiceError> {
         commit
             .await
@@ -693,14 +705,7 @@ impl Dispatcher {
                 .ticket(id)
                 .cloned()
                 .ok_or(ServiceError::NotFound("ticket"))?;
-            let commit = self.commit(
-                &mut inner,
-                Batch {
-                    events,
-                    ..Batch::default()
-                },
-                Durability::Durable,
-            );
+            let commit = self.commit_events(&mut inner, events);
             (ticket, commit)
         };
         Self::settled(commit).await?;
@@ -997,14 +1002,7 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(fired);
             }
-            self.commit(
-                &mut inner,
-                Batch {
-                    events,
-                    ..Batch::default()
-                },
-                Durability::Durable,
-            )
+            self.commit_events(&mut inner, events)
         };
         Self::settled(commit).await?;
         Ok(fired)
@@ -1028,17 +1026,7 @@ impl Dispatcher {
             if events.is_empty() {
                 return Ok(0);
             }
-            (
-                dispatched,
-                self.commit(
-                    &mut inner,
-                    Batch {
-                        events,
-                        ..Batch::default()
-                    },
-                    Durability::Durable,
-                ),
-            )
+            (dispatched, self.commit_events(&mut inner, events))
         };
         Self::settled(commit.1).await?;
         if commit.0 > 0 {
@@ -1085,14 +1073,7 @@ impl Dispatcher {
             let commit = if events.is_empty() {
                 inner.horizon.clone()
             } else {
-                self.commit(
-                    &mut inner,
-                    Batch {
-                        events,
-                        ..Batch::default()
-                    },
-                    Durability::Durable,
-                )
+                self.commit_events(&mut inner, events)
             };
             (status, commit)
         };
