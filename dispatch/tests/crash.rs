@@ -106,18 +106,10 @@ path = {region:?}
 [log]
 format = "json"
 filter = "info"
-[[tokens]]
-token = "{AGENT}"
-role = "agent"
-[[tokens]]
-token = "{SUPERVISOR}"
-role = "supervisor"
-[[tokens]]
-token = "{ADMIN}"
-role = "admin"
-"#,
+{tokens}"#,
         data = dir.join("data").display().to_string(),
         region = region_dir().display().to_string(),
+        tokens = tokens_toml(),
     );
     std::fs::write(&path, text).unwrap();
     path

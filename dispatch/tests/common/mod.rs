@@ -57,6 +57,20 @@ pub fn tokens() -> Vec<TokenConfig> {
     .collect()
 }
 
+/// The test tokens as a configuration file's `[[tokens]]` tables.
+pub fn tokens_toml() -> String {
+    tokens()
+        .iter()
+        .map(|t| {
+            format!(
+                "[[tokens]]\ntoken = {:?}\nrole = {:?}\n",
+                t.token,
+                t.role.as_str()
+            )
+        })
+        .collect()
+}
+
 pub fn client() -> Client {
     Client::builder()
         .timeout(REQUEST_TIMEOUT)
