@@ -38,3 +38,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+# The HTTP suites once more with every test app on a redis-server of its own (started and
+# stopped by the tests), so the contract holds on both backends.
+echo "== cargo test: the HTTP suites on Redis"
+DISPATCH_TEST_STORE=redis cargo test -p dispatch --locked --test api --test reports --test promtool

@@ -469,8 +469,13 @@ impl Dispatcher {
     }
 
     /// True while writes are accepted and the store answers.
+    /// With a shared store, also: this instance decides, or knows the one that does (it
+    /// can take writes by handing them over).
     pub async fn ready(&self) -> bool {
         if self.health.is_failed() {
+            return false;
+        }
+        if self.is_shared() && !self.decides() && self.leader_url().is_none() {
             return false;
         }
         matches!(

@@ -95,12 +95,47 @@ pub fn report() -> Value {
     report_at(STATION_LAT, STATION_LON, "other")
 }
 
+/// Where a test app keeps its data: a temporary directory and, when the suite runs on Redis
+/// (`DISPATCH_TEST_STORE=redis`, as `scripts/test.sh` runs the HTTP suites a second time), a
+/// `redis-server` of its own. It outlives a stop, so a restart finds what was written.
+#[derive(Debug)]
+pub struct DataPlace {
+    pub dir: TempDir,
+    redis: Option<redis::RedisServer>,
+}
+
+impl DataPlace {
+    /// A fresh place on the backend this run of the suite tests.
+    pub fn new() -> Self {
+        let on_redis = std::env::var("DISPATCH_TEST_STORE").is_ok_and(|v| v == "redis");
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            redis: on_redis.then(redis::RedisServer::start),
+        }
+    }
+
+    /// A fresh place on the embedded store, whatever the suite's backend: for apps that
+    /// bring their own store.
+    fn embedded() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            redis: None,
+        }
+    }
+}
+
+impl Default for DataPlace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[derive(Debug)]
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
-    /// Holds the data directory; dropped last.
-    pub dir: TempDir,
+    /// Holds the data directory (and Redis); dropped last.
+    pub place: DataPlace,
     /// Set for apps started with [`TestApp::spawn_with`].
     pub dispatcher: Option<Arc<Dispatcher>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -109,15 +144,25 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_in(tempfile::tempdir().expect("a temporary directory")).await
+        Self::spawn_in(DataPlace::new()).await
     }
 
-    fn config(dir: &TempDir) -> Config {
-        Config {
-            store: dispatch::config::StoreConfig {
-                path: dir.path().join("data"),
+    fn config(place: &DataPlace) -> Config {
+        let store = match &place.redis {
+            None => dispatch::config::StoreConfig {
+                path: place.dir.path().join("data"),
                 ..Default::default()
             },
+            Some(redis) => dispatch::config::StoreConfig {
+                kind: dispatch::config::StoreKind::Redis,
+                url: Some(dispatch::config::RedisUrls::One(redis.url())),
+                namespace: Some("huizhou".into()),
+                path: place.dir.path().join("data"),
+                ..Default::default()
+            },
+        };
+        Config {
+            store,
             region: dispatch::config::RegionConfig { path: region_dir() },
             tokens: tokens(),
             ..Config::default()
@@ -126,13 +171,13 @@ impl TestApp {
 
     /// Runs the service (`dispatch::run`) on the data directory of `dir`: a restart when it
     /// was used before.
-    pub async fn spawn_in(dir: TempDir) -> Self {
-        Self::spawn_in_at(dir, "127.0.0.1:0").await
+    pub async fn spawn_in(place: DataPlace) -> Self {
+        Self::spawn_in_at(place, "127.0.0.1:0").await
     }
 
     /// Like [`TestApp::spawn_in`] on a given address: a restart where clients knew it.
-    pub async fn spawn_in_at(dir: TempDir, addr: &str) -> Self {
-        let config = Self::config(&dir);
+    pub async fn spawn_in_at(place: DataPlace, addr: &str) -> Self {
+        let config = Self::config(&place);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("a loopback port");
@@ -144,7 +189,7 @@ impl TestApp {
         let app = Self {
             addr,
             client: client(),
-            dir,
+            place,
             dispatcher: None,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -156,8 +201,8 @@ impl TestApp {
     /// Runs the service with simulated agents and crews (`dispatch::demo::run`), deadlines
     /// compressed to demo pace.
     pub async fn spawn_demo(options: dispatch::demo::DemoOptions) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = Self::config(&dir);
+        let place = DataPlace::embedded();
+        let config = Self::config(&place);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port");
@@ -174,7 +219,7 @@ impl TestApp {
         let app = Self {
             addr,
             client: client(),
-            dir,
+            place,
             dispatcher: None,
             shutdown: Some(shutdown),
             server: Some(server),
@@ -189,8 +234,8 @@ impl TestApp {
         clock: Arc<dyn Clock>,
         server: ServerConfig,
     ) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let config = Self::config(&dir);
+        let place = DataPlace::embedded();
+        let config = Self::config(&place);
         let dispatcher = Arc::new(
             dispatch::recover(&config, store, clock)
                 .await
@@ -211,7 +256,7 @@ impl TestApp {
         let app = Self {
             addr,
             client: client(),
-            dir,
+            place,
             dispatcher: Some(dispatcher),
             shutdown: Some(shutdown),
             server: Some(server),
@@ -237,8 +282,8 @@ impl TestApp {
         }
     }
 
-    /// Shuts down gracefully and returns the data directory for a restart.
-    pub async fn stop(mut self) -> TempDir {
+    /// Shuts down gracefully and returns the data place for a restart.
+    pub async fn stop(mut self) -> DataPlace {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -249,8 +294,8 @@ impl TestApp {
                 .expect("the server task does not panic");
             result.expect("the service stops cleanly");
         }
-        let TestApp { dir, .. } = self;
-        dir
+        let TestApp { place, .. } = self;
+        place
     }
 
     pub fn url(&self, path: &str) -> String {
