@@ -7,16 +7,23 @@
 //! 1. **Never a busy crew**: a crew is dispatched only while available (on duty, no job,
 //!    not unresponsive); no crew ever holds two active jobs.
 //! 2. **Right skill**: the crew has the skill the ticket's category requires.
-//! 3. **Shortest estimated travel**: among eligible crews (right skill, available, not having
-//!    declined this ticket), the chosen one has the shortest estimate, except for rule 4.
-//! 4. **Own station first among equals**: the best crew of the ticket's own station is sent
-//!    unless another arrives more than `own_station_margin_minutes` sooner.
+//! 3. **Shortest estimated travel within reach**: a crew is eligible when it has the right
+//!    skill, is available, has not declined this ticket, and is of the ticket's own station
+//!    or has an estimate of at most the borrow reach ([`EngineConfig::borrow_reach`]: by
+//!    default the arrival limit of the ticket's area class). Among eligible crews the chosen
+//!    one has the shortest estimate, except for rule 4; with none eligible, none is sent.
+//! 4. **Own station first among equals**: the best crew of the ticket's own station (always
+//!    eligible, however far) is sent unless another eligible crew arrives more than
+//!    `own_station_margin_minutes` sooner.
 //! 5. **Deterministic**: the same state and command give the same events, whatever the
 //!    insertion order of the indexes; ties break by own station, then crew id.
 //! 6. **Every dispatched ticket has exactly one crew**, and a declined (rejected or timed
 //!    out) assignment frees the crew and at once re-dispatches the ticket or queues it.
-//! 7. **Queue order**: waiting tickets are served emergency first, then important customers,
-//!    then earliest arrival deadline, whenever a crew becomes free.
+//! 7. **Queue order**: whenever crews become free, waiting tickets are served emergency first,
+//!    then important customers, then earliest arrival deadline, each by the crew rules 3–4
+//!    give it; a ticket no free crew is eligible for (a free crew of another station may be
+//!    beyond its reach) is passed over and waits. After every command no waiting ticket has
+//!    an eligible free crew.
 //! 8. **Replay**: applying the emitted events to an engine built from the same region gives
 //!    the same state, pending SLA checkpoints included.
 //! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
@@ -28,9 +35,11 @@
 //!     `nearest` is rules 3–4; `station` sends only the ticket's own station's crews (its
 //!     nearest free skilled one, ties by crew id) and otherwise lets the ticket wait;
 //!     `batch` queues every ticket and [`Command::AssignBatch`] assigns waiting tickets to
-//!     free crews in one optimal matching (`batch.rs`). Rules 1, 2, 5, 6 and 8 hold under
-//!     all three; the queue is work-conserving (rule 7) after every command under `nearest`
-//!     and `station` (within a station) and after every `AssignBatch` under `batch`.
+//!     free crews in one optimal matching (`batch.rs`), with no borrow reach (its score
+//!     weighs every minute of travel already). Rules 1, 2, 5, 6 and 8 hold under all three;
+//!     the queue is work-conserving (rule 7) after every command under `nearest` (within
+//!     reach) and `station` (within a station), and after every `AssignBatch` under `batch`
+//!     (any free skilled crew that has not declined is given work).
 //! 11. **Storm mode**: when `storm.enter_queue` tickets wait, or a supervisor says so
 //!     ([`Command::Storm`]), the engine uses `batch` whatever its policy, and returns to it
 //!     when an assignment leaves at most `storm.leave_queue` waiting (unless a supervisor
@@ -648,7 +657,9 @@ impl Engine {
     }
 
     /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
-    /// served. Tickets a free crew cannot serve (wrong skill, declined by it) stay waiting.
+    /// served: each waiting ticket, in turn, takes the crew [`Engine::choose_crew`] gives it.
+    /// Tickets no free crew may take (wrong skill, declined by it, beyond the borrow reach of
+    /// another station's crew) stay waiting.
     ///
     /// Runs after every command, so it must cost nothing in a storm, when the queue holds
     /// thousands of tickets and no crew is free: it returns before touching the queue then,
