@@ -61,9 +61,9 @@ pub use incidents::Incident;
 pub use matching::Choice;
 
 use crate::domain::{
-    Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines, DeclineReason, Event,
-    EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, StormReason, Ticket,
-    TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
+    Actor, AreaClass, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines,
+    DeclineReason, Event, EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId,
+    StormReason, Ticket, TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
 };
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
 use crate::region::Region;
@@ -182,7 +182,17 @@ pub struct Engine {
     census: Census,
     /// Kept by `apply` from `storm_mode` events.
     storm: StormState,
+    /// Crews that entered the pool (came free, or moved while free) since the `nearest`
+    /// queue was last served: after a serve no waiting ticket has an eligible free crew, so
+    /// only these can make one servable (see `serve_queue_nearest`). `None`: not followed
+    /// (a new or replayed engine, another policy in force, or too many): the next serve
+    /// looks at every free crew. A cost cache only: what is dispatched never depends on it.
+    fresh: Option<Vec<u32>>,
 }
+
+/// Beyond this many crews come free between two serves of the queue, the serve looks at
+/// every waiting ticket's own choice instead (one pool search per ticket).
+const FRESH_LIMIT: usize = 32;
 
 impl Engine {
     pub fn new(config: EngineConfig, region: Region) -> Result<Self, ConfigError> {
@@ -214,6 +224,7 @@ impl Engine {
             deadlines: DeadlineBook::default(),
             census: Census::default(),
             storm: StormState::default(),
+            fresh: None,
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
@@ -654,6 +665,10 @@ impl Engine {
             DispatchPolicy::Station => self.serve_queue_by_station(now, events),
             DispatchPolicy::Batch => {}
         }
+        if self.policy() != DispatchPolicy::Nearest {
+            // Their queues leave tickets that a `nearest` crew could take.
+            self.fresh = None;
+        }
     }
 
     /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
@@ -662,10 +677,91 @@ impl Engine {
     /// another station's crew) stay waiting.
     ///
     /// Runs after every command, so it must cost nothing in a storm, when the queue holds
-    /// thousands of tickets and no crew is free: it returns before touching the queue then,
-    /// and otherwise walks it once, resuming after each dispatch (a ticket passed over stays
-    /// unservable, since the pool only shrinks during the walk).
+    /// thousands of tickets: it returns before touching the queue when no crew is free, and
+    /// otherwise walks the queue once, resuming after each dispatch (a ticket passed over
+    /// stays unservable, since the pool only shrinks during the walk). With the reach, a crew
+    /// may stay free while thousands wait far from it, so the walk must not ask the pool
+    /// about each of them after every command: it asks only about the tickets one of the
+    /// crews that came free since the last serve (`fresh`) could take, found by a planar
+    /// distance test on the queue's own records. After a serve no waiting ticket has an
+    /// eligible free crew, and a ticket is queued only when it has none, so the others still
+    /// have none: the walk gives the same dispatches as asking about every ticket.
     fn serve_queue_nearest(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let Some(mut slots) = self.fresh.take() else {
+            self.fresh = Some(Vec::new());
+            return self.serve_queue_walking_all(now, events);
+        };
+        let any_free = crate::domain::SkillSet::ALL_SKILLS
+            .into_iter()
+            .any(|skill| self.pool.available(skill) > 0);
+        let mut crews: Vec<FreshCrew> = Vec::new();
+        if self.queue.len() > 0 && any_free {
+            crews.extend(slots.drain(..).filter_map(|slot| {
+                let s = &self.crews[slot as usize];
+                Some(FreshCrew {
+                    slot,
+                    station: s.station,
+                    skills: s.crew.skills,
+                    at_km: s.indexed_at?,
+                })
+            }));
+        }
+        slots.clear();
+        self.fresh = Some(slots);
+        if crews.is_empty() {
+            return;
+        }
+        crews.sort_by_key(|c| c.slot);
+        crews.dedup_by_key(|c| c.slot);
+        // The projection is within 1 % of great-circle distances (see `LocalProjection`):
+        // 3 % of slack over the reach in km keeps every crew the exact estimate would allow.
+        let reach_km = |class| {
+            let km = self.config.reach_km(self.config.borrow_reach(class), class);
+            km * 1.03 + 1e-3
+        };
+        let (urban, rural, remote) = (
+            reach_km(AreaClass::Urban),
+            reach_km(AreaClass::Rural),
+            reach_km(AreaClass::Remote),
+        );
+        let mut resume: Option<queue::QueueKey> = None;
+        loop {
+            crews.retain(|c| self.crews[c.slot as usize].indexed_at.is_some());
+            if crews.is_empty() {
+                return;
+            }
+            let next = self
+                .queue
+                .waiting_after(resume.as_ref())
+                .find_map(|(key, spot)| {
+                    let reach = match spot.class {
+                        AreaClass::Urban => urban,
+                        AreaClass::Rural => rural,
+                        AreaClass::Remote => remote,
+                    };
+                    let could = crews.iter().any(|c| {
+                        c.skills.contains(spot.skill)
+                            && (spot.station.is_none()
+                                || spot.station == c.station
+                                || planar_km(c.at_km, spot.at_km) <= reach)
+                    });
+                    if !could {
+                        return None;
+                    }
+                    let ticket = self.tickets.get(key.ticket())?;
+                    Some((key.clone(), self.choose_crew(ticket)?))
+                });
+            let Some((key, choice)) = next else {
+                return;
+            };
+            self.dispatch(key.ticket(), choice, now, events);
+            resume = Some(key);
+        }
+    }
+
+    /// The queue served by asking the pool for every waiting ticket that needs a skill some
+    /// free crew has: when the crews that came free are not known (or are many).
+    fn serve_queue_walking_all(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         let mut resume: Option<queue::QueueKey> = None;
         loop {
             let free = |skill| self.pool.available(skill) > 0;
@@ -799,6 +895,7 @@ impl Engine {
                     let spot = queue::Spot {
                         station: self.station_by_id.get(&t.station).map(|&s| s as u32),
                         skill: t.report.category.required_skill(),
+                        class: t.area_class,
                         at_km: self.projection.to_km(t.report.location),
                     };
                     self.queue.insert(t, spot);
@@ -884,6 +981,8 @@ impl Engine {
                     on: *on,
                     pinned: *reason == StormReason::Supervisor,
                 };
+                // Tickets queued under `batch` were not offered to the free crews one by one.
+                self.fresh = None;
             }
         }
         self.track_sla(event);
@@ -1042,6 +1141,13 @@ impl Engine {
         if let Some(new) = wanted {
             self.pool.insert(slot, *station, crew.skills, new);
             *indexed_at = Some(new);
+            if let Some(fresh) = &mut self.fresh {
+                if fresh.len() < FRESH_LIMIT {
+                    fresh.push(slot);
+                } else {
+                    self.fresh = None;
+                }
+            }
         }
     }
 
@@ -1162,6 +1268,19 @@ impl Engine {
         }
         problems
     }
+}
+
+/// A crew that came free since the queue was last served, as the queue walk tests it.
+#[derive(Debug, Clone, Copy)]
+struct FreshCrew {
+    slot: u32,
+    station: Option<u32>,
+    skills: crate::domain::SkillSet,
+    at_km: [f64; 2],
+}
+
+fn planar_km(a: [f64; 2], b: [f64; 2]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
 
 /// A projection centred on the middle of the stations' extent.

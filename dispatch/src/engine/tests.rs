@@ -1331,6 +1331,17 @@ proptest! {
             b.sort();
             prop_assert_eq!(a, b);
         }
+        // 5, 8: the replayed engine decides as the live one. It has followed no crew coming
+        // free (it only applied events), so it serves its queue by asking about every waiting
+        // ticket where the live one asks only about those its fresh crews could take.
+        let free = run.engine.crews().find(|c| c.is_available()).map(|c| c.id.clone());
+        if let Some(crew) = free {
+            let location = synthetic::random_point(&mut run.rng, ROWS, COLS, CELL_KM);
+            let moved = Command::CrewPosition { crew: crew.clone(), location };
+            let live = run.engine.handle(moved.clone(), Actor::Crew(crew.clone()), minutes(run.now));
+            let replayed = shadow.handle(moved, Actor::Crew(crew), minutes(run.now));
+            prop_assert_eq!(live, replayed);
+        }
         // 9: after a tick nothing due is left pending.
         run.engine.handle(Command::FireDeadlines, Actor::System, minutes(run.now)).unwrap();
         prop_assert!(run.engine.next_deadline().is_none_or(|at| at > minutes(run.now)));
