@@ -124,9 +124,10 @@ impl Default for BatchConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StormConfig {
-    /// Storm mode begins when this many tickets wait (40 by default: the simulated typhoon
-    /// shows one-by-one dispatch sending freed crews across the city to the queue's head,
-    /// and storm mode restoring arrivals in time); `None`: only by a supervisor's switch.
+    /// Storm mode begins when this many tickets wait (40 by default: in the simulated
+    /// typhoon one-by-one dispatch spends each freed crew on the oldest ticket in its reach,
+    /// mostly already late, and storm mode restores arrivals in time); `None`: only by a
+    /// supervisor's switch.
     /// Storm mode needs a driver that runs `AssignBatch` (the service has one).
     pub enter_queue: Option<u32>,
     /// Storm mode ends when, after an assignment, at most this many tickets still wait.
