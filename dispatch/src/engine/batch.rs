@@ -1,7 +1,8 @@
 //! The `batch` policy: every interval, the waiting tickets and the free crews are matched in
 //! one optimal assignment instead of one ticket at a time, so that in a storm a crew that
-//! comes free takes work near it that can still be reached in time, not the head of a
-//! city-wide queue 40 km away.
+//! comes free takes work near it that can still be reached in time, not the oldest ticket
+//! it may take (under `nearest`, within its borrow reach), which in a storm is mostly late
+//! already.
 //!
 //! # The score of sending crew c to ticket t
 //! In minutes of travel, with `e` the estimated travel of c to t at `now`:

@@ -38,7 +38,8 @@ impl Speeds {
 #[serde(rename_all = "snake_case")]
 pub enum DispatchPolicy {
     /// Each ticket at once to the nearest free skilled crew, the own station's first unless
-    /// a neighbour's arrives more than `own_station_margin_minutes` sooner.
+    /// a neighbour's arrives more than `own_station_margin_minutes` sooner; a neighbour's
+    /// crew only within `borrow_reach_minutes`.
     #[default]
     Nearest,
     /// Each ticket at once to its own station's nearest free skilled crew, and to no other:
@@ -123,9 +124,10 @@ impl Default for BatchConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StormConfig {
-    /// Storm mode begins when this many tickets wait (40 by default: the simulated typhoon
-    /// shows one-by-one dispatch sending freed crews across the city to the queue's head,
-    /// and storm mode restoring arrivals in time); `None`: only by a supervisor's switch.
+    /// Storm mode begins when this many tickets wait (40 by default: in the simulated
+    /// typhoon one-by-one dispatch spends each freed crew on the oldest ticket in its reach,
+    /// mostly already late, and storm mode restores arrivals in time); `None`: only by a
+    /// supervisor's switch.
     /// Storm mode needs a driver that runs `AssignBatch` (the service has one).
     pub enter_queue: Option<u32>,
     /// Storm mode ends when, after an assignment, at most this many tickets still wait.
@@ -151,6 +153,15 @@ pub struct EngineConfig {
     /// A neighbouring station's crew is sent only when it arrives this much sooner than the
     /// ticket's own station's best crew.
     pub own_station_margin_minutes: f64,
+    /// Under `nearest`, a ticket takes a crew of another station only when that crew's
+    /// estimated travel is at most this many minutes; its own station's crews may always go.
+    /// A ticket with no such crew free waits for one, as when no crew is free at all. Unset
+    /// (the default): the arrival limit of the ticket's area class (`sla.arrive_urban`,
+    /// `arrive_rural`, `arrive_remote`: 45 / 90 / 120 min), since a crew that cannot make
+    /// the commitment even if sent at the report is no help worth a drive across the city
+    /// while work waits near it. `inf`: no limit (any free crew, however far). `batch`
+    /// ignores it: its score already weighs every minute of travel.
+    pub borrow_reach_minutes: Option<f64>,
     /// A point outside every service area goes to the nearest one within this distance.
     pub outside_area_limit_km: f64,
     /// A report this close to an open incident of a compatible category is a repeat…
@@ -170,6 +181,7 @@ impl Default for EngineConfig {
             circuity: 1.3,
             speed_kmh: Speeds::default(),
             own_station_margin_minutes: 10.0,
+            borrow_reach_minutes: None,
             outside_area_limit_km: 5.0,
             merge_radius_m: 300.0,
             merge_window_minutes: 120,
@@ -186,6 +198,8 @@ pub enum ConfigError {
     NotPositive(&'static str),
     #[error("{0} must be zero or more and finite")]
     Negative(&'static str),
+    #[error("{0} must be zero or more (inf: no limit)")]
+    NegativeReach(&'static str),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
     #[error("storm.leave_queue must be below storm.enter_queue, or storm mode would never end")]
@@ -223,6 +237,12 @@ impl EngineConfig {
                 return Err(ConfigError::Negative(name));
             }
         }
+        if self
+            .borrow_reach_minutes
+            .is_some_and(|reach| reach.is_nan() || reach < 0.0)
+        {
+            return Err(ConfigError::NegativeReach("borrow_reach_minutes"));
+        }
         for (name, value) in [
             ("batch.interval_seconds", self.batch.interval_seconds),
             ("batch.max_tickets", self.batch.max_tickets),
@@ -245,6 +265,13 @@ impl EngineConfig {
     /// Estimated travel minutes for a great-circle distance, at the speed of `class`.
     pub fn travel_minutes(&self, km: f64, class: AreaClass) -> f64 {
         km * self.circuity / self.speed_kmh.for_class(class) * 60.0
+    }
+
+    /// How many estimated minutes away a crew of another station may be for `nearest` to
+    /// send it to a ticket of `class` (see `borrow_reach_minutes`).
+    pub fn borrow_reach(&self, class: AreaClass) -> f64 {
+        self.borrow_reach_minutes
+            .unwrap_or_else(|| f64::from(self.sla.arrive_minutes(class)))
     }
 
     /// The distance that `minutes` of travel covers, the inverse of `travel_minutes`.
@@ -278,6 +305,16 @@ mod tests {
             Err(ConfigError::Negative("merge_radius_m"))
         );
         config.merge_radius_m = 300.0;
+        config.borrow_reach_minutes = Some(-1.0);
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::NegativeReach("borrow_reach_minutes"))
+        );
+        config.borrow_reach_minutes = Some(f64::NAN);
+        assert!(config.validate().is_err());
+        config.borrow_reach_minutes = Some(f64::INFINITY);
+        assert_eq!(config.validate(), Ok(()));
+        config.borrow_reach_minutes = None;
         config.storm.enter_queue = Some(5);
         assert_eq!(config.validate(), Err(ConfigError::StormNeverEnds));
         config.storm.leave_queue = 4;
@@ -285,6 +322,29 @@ mod tests {
         assert_eq!(
             config.validate(),
             Err(ConfigError::Zero("batch.max_tickets"))
+        );
+    }
+
+    #[test]
+    fn the_borrow_reach_is_the_class_arrival_limit_unless_set() {
+        let mut config = EngineConfig::default();
+        assert_eq!(config.borrow_reach(AreaClass::Urban), 45.0);
+        assert_eq!(config.borrow_reach(AreaClass::Rural), 90.0);
+        assert_eq!(config.borrow_reach(AreaClass::Remote), 120.0);
+        config.sla.arrive_rural = 60;
+        assert_eq!(config.borrow_reach(AreaClass::Rural), 60.0);
+        config.borrow_reach_minutes = Some(30.0);
+        assert_eq!(config.borrow_reach(AreaClass::Remote), 30.0);
+        // `inf` in TOML: no limit, the rule before the reach.
+        use figment::providers::{Format, Toml};
+        let config: EngineConfig =
+            figment::Figment::from(Toml::string("borrow_reach_minutes = inf"))
+                .extract()
+                .unwrap();
+        assert_eq!(config.borrow_reach(AreaClass::Urban), f64::INFINITY);
+        assert_eq!(
+            config.reach_km(f64::INFINITY, AreaClass::Urban),
+            f64::INFINITY
         );
     }
 

@@ -1,11 +1,14 @@
 //! Choosing the crew for a ticket at once: the rules, as functions of the pool and the ticket
 //! only.
 //!
-//! The `nearest` rule ([`choose_crew`]): among available crews with the required skill that
-//! have not declined this job, take the shortest estimated travel (ties: own station, then
+//! The `nearest` rule ([`choose_crew`]): among eligible crews (available, with the required
+//! skill, not having declined this job, and of the ticket's own station or at most
+//! `borrow_reach_minutes` away), take the shortest estimated travel (ties: own station, then
 //! lower crew id); but send the best crew of the ticket's own station instead unless that one
 //! arrives more than the configured margin later. Two small searches find both: the nearest
-//! few crews of the skill tree, and the own station's short list.
+//! few crews of the skill tree, and the own station's short list. The reach needs no search
+//! of its own: when the nearest crew of another station is beyond it, so is every other
+//! crew of another station, and only the own station's best remains.
 //!
 //! The `station` rule ([`choose_own_crew`]): the own station's best by the same order, or
 //! none: the ticket waits for one of its own station's crews.
@@ -106,9 +109,22 @@ pub fn choose_crew<'a>(
             }
         }
     }
-    let chosen = match best_own {
-        Some(own) if own.eta_minutes <= best.eta_minutes + config.own_station_margin_minutes => own,
-        _ => best,
+    // `best` is the nearest of all; when it is another station's crew beyond the reach, no
+    // other station's crew is within it.
+    let best = if best.own_station || best.eta_minutes <= config.borrow_reach(class) {
+        Some(best)
+    } else {
+        None
+    };
+    let chosen = match (best, best_own) {
+        (Some(best), Some(own))
+            if own.eta_minutes > best.eta_minutes + config.own_station_margin_minutes =>
+        {
+            best
+        }
+        (_, Some(own)) => own,
+        (Some(best), None) => best,
+        (None, None) => return None,
     };
     Some(Choice {
         crew: chosen.crew,

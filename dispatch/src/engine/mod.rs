@@ -7,16 +7,23 @@
 //! 1. **Never a busy crew**: a crew is dispatched only while available (on duty, no job,
 //!    not unresponsive); no crew ever holds two active jobs.
 //! 2. **Right skill**: the crew has the skill the ticket's category requires.
-//! 3. **Shortest estimated travel**: among eligible crews (right skill, available, not having
-//!    declined this ticket), the chosen one has the shortest estimate, except for rule 4.
-//! 4. **Own station first among equals**: the best crew of the ticket's own station is sent
-//!    unless another arrives more than `own_station_margin_minutes` sooner.
+//! 3. **Shortest estimated travel within reach**: a crew is eligible when it has the right
+//!    skill, is available, has not declined this ticket, and is of the ticket's own station
+//!    or has an estimate of at most the borrow reach ([`EngineConfig::borrow_reach`]: by
+//!    default the arrival limit of the ticket's area class). Among eligible crews the chosen
+//!    one has the shortest estimate, except for rule 4; with none eligible, none is sent.
+//! 4. **Own station first among equals**: the best crew of the ticket's own station (always
+//!    eligible, however far) is sent unless another eligible crew arrives more than
+//!    `own_station_margin_minutes` sooner.
 //! 5. **Deterministic**: the same state and command give the same events, whatever the
 //!    insertion order of the indexes; ties break by own station, then crew id.
 //! 6. **Every dispatched ticket has exactly one crew**, and a declined (rejected or timed
 //!    out) assignment frees the crew and at once re-dispatches the ticket or queues it.
-//! 7. **Queue order**: waiting tickets are served emergency first, then important customers,
-//!    then earliest arrival deadline, whenever a crew becomes free.
+//! 7. **Queue order**: whenever crews become free, waiting tickets are served emergency first,
+//!    then important customers, then earliest arrival deadline, each by the crew rules 3–4
+//!    give it; a ticket no free crew is eligible for (a free crew of another station may be
+//!    beyond its reach) is passed over and waits. After every command no waiting ticket has
+//!    an eligible free crew.
 //! 8. **Replay**: applying the emitted events to an engine built from the same region gives
 //!    the same state, pending SLA checkpoints included.
 //! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
@@ -28,9 +35,11 @@
 //!     `nearest` is rules 3–4; `station` sends only the ticket's own station's crews (its
 //!     nearest free skilled one, ties by crew id) and otherwise lets the ticket wait;
 //!     `batch` queues every ticket and [`Command::AssignBatch`] assigns waiting tickets to
-//!     free crews in one optimal matching (`batch.rs`). Rules 1, 2, 5, 6 and 8 hold under
-//!     all three; the queue is work-conserving (rule 7) after every command under `nearest`
-//!     and `station` (within a station) and after every `AssignBatch` under `batch`.
+//!     free crews in one optimal matching (`batch.rs`), with no borrow reach (its score
+//!     weighs every minute of travel already). Rules 1, 2, 5, 6 and 8 hold under all three;
+//!     the queue is work-conserving (rule 7) after every command under `nearest` (within
+//!     reach) and `station` (within a station), and after every `AssignBatch` under `batch`
+//!     (any free skilled crew that has not declined is given work).
 //! 11. **Storm mode**: when `storm.enter_queue` tickets wait, or a supervisor says so
 //!     ([`Command::Storm`]), the engine uses `batch` whatever its policy, and returns to it
 //!     when an assignment leaves at most `storm.leave_queue` waiting (unless a supervisor
@@ -52,9 +61,9 @@ pub use incidents::Incident;
 pub use matching::Choice;
 
 use crate::domain::{
-    Actor, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines, DeclineReason, Event,
-    EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId, StormReason, Ticket,
-    TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
+    Actor, AreaClass, Checkpoint, CheckpointKind, Crew, CrewId, CrewStatus, Deadlines,
+    DeclineReason, Event, EventKind, FaultReport, IncidentId, LatLon, SlaStage, Station, StationId,
+    StormReason, Ticket, TicketCommand, TicketId, TicketState, Timestamp, TransitionError,
 };
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
 use crate::region::Region;
@@ -173,7 +182,17 @@ pub struct Engine {
     census: Census,
     /// Kept by `apply` from `storm_mode` events.
     storm: StormState,
+    /// Crews that entered the pool (came free, or moved while free) since the `nearest`
+    /// queue was last served: after a serve no waiting ticket has an eligible free crew, so
+    /// only these can make one servable (see `serve_queue_nearest`). `None`: not followed
+    /// (a new or replayed engine, another policy in force, or too many): the next serve
+    /// looks at every free crew. A cost cache only: what is dispatched never depends on it.
+    fresh: Option<Vec<u32>>,
 }
+
+/// Beyond this many crews come free between two serves of the queue, the serve looks at
+/// every waiting ticket's own choice instead (one pool search per ticket).
+const FRESH_LIMIT: usize = 32;
 
 impl Engine {
     pub fn new(config: EngineConfig, region: Region) -> Result<Self, ConfigError> {
@@ -205,6 +224,7 @@ impl Engine {
             deadlines: DeadlineBook::default(),
             census: Census::default(),
             storm: StormState::default(),
+            fresh: None,
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
@@ -645,16 +665,103 @@ impl Engine {
             DispatchPolicy::Station => self.serve_queue_by_station(now, events),
             DispatchPolicy::Batch => {}
         }
+        if self.policy() != DispatchPolicy::Nearest {
+            // Their queues leave tickets that a `nearest` crew could take.
+            self.fresh = None;
+        }
     }
 
     /// Gives free crews to waiting tickets in serving order, until no waiting ticket can be
-    /// served. Tickets a free crew cannot serve (wrong skill, declined by it) stay waiting.
+    /// served: each waiting ticket, in turn, takes the crew [`Engine::choose_crew`] gives it.
+    /// Tickets no free crew may take (wrong skill, declined by it, beyond the borrow reach of
+    /// another station's crew) stay waiting.
     ///
     /// Runs after every command, so it must cost nothing in a storm, when the queue holds
-    /// thousands of tickets and no crew is free: it returns before touching the queue then,
-    /// and otherwise walks it once, resuming after each dispatch (a ticket passed over stays
-    /// unservable, since the pool only shrinks during the walk).
+    /// thousands of tickets: it returns before touching the queue when no crew is free, and
+    /// otherwise walks the queue once, resuming after each dispatch (a ticket passed over
+    /// stays unservable, since the pool only shrinks during the walk). With the reach, a crew
+    /// may stay free while thousands wait far from it, so the walk must not ask the pool
+    /// about each of them after every command: it asks only about the tickets one of the
+    /// crews that came free since the last serve (`fresh`) could take, found by a planar
+    /// distance test on the queue's own records. After a serve no waiting ticket has an
+    /// eligible free crew, and a ticket is queued only when it has none, so the others still
+    /// have none: the walk gives the same dispatches as asking about every ticket.
     fn serve_queue_nearest(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        let Some(mut slots) = self.fresh.take() else {
+            self.fresh = Some(Vec::new());
+            return self.serve_queue_walking_all(now, events);
+        };
+        let any_free = crate::domain::SkillSet::ALL_SKILLS
+            .into_iter()
+            .any(|skill| self.pool.available(skill) > 0);
+        let mut crews: Vec<FreshCrew> = Vec::new();
+        if self.queue.len() > 0 && any_free {
+            crews.extend(slots.drain(..).filter_map(|slot| {
+                let s = &self.crews[slot as usize];
+                Some(FreshCrew {
+                    slot,
+                    station: s.station,
+                    skills: s.crew.skills,
+                    at_km: s.indexed_at?,
+                })
+            }));
+        }
+        slots.clear();
+        self.fresh = Some(slots);
+        if crews.is_empty() {
+            return;
+        }
+        crews.sort_by_key(|c| c.slot);
+        crews.dedup_by_key(|c| c.slot);
+        // The projection is within 1 % of great-circle distances (see `LocalProjection`):
+        // 3 % of slack over the reach in km keeps every crew the exact estimate would allow.
+        let reach_km = |class| {
+            let km = self.config.reach_km(self.config.borrow_reach(class), class);
+            km * 1.03 + 1e-3
+        };
+        let (urban, rural, remote) = (
+            reach_km(AreaClass::Urban),
+            reach_km(AreaClass::Rural),
+            reach_km(AreaClass::Remote),
+        );
+        let mut resume: Option<queue::QueueKey> = None;
+        loop {
+            crews.retain(|c| self.crews[c.slot as usize].indexed_at.is_some());
+            if crews.is_empty() {
+                return;
+            }
+            let next = self
+                .queue
+                .waiting_after(resume.as_ref())
+                .find_map(|(key, spot)| {
+                    let reach = match spot.class {
+                        AreaClass::Urban => urban,
+                        AreaClass::Rural => rural,
+                        AreaClass::Remote => remote,
+                    };
+                    let could = crews.iter().any(|c| {
+                        c.skills.contains(spot.skill)
+                            && (spot.station.is_none()
+                                || spot.station == c.station
+                                || planar_km(c.at_km, spot.at_km) <= reach)
+                    });
+                    if !could {
+                        return None;
+                    }
+                    let ticket = self.tickets.get(key.ticket())?;
+                    Some((key.clone(), self.choose_crew(ticket)?))
+                });
+            let Some((key, choice)) = next else {
+                return;
+            };
+            self.dispatch(key.ticket(), choice, now, events);
+            resume = Some(key);
+        }
+    }
+
+    /// The queue served by asking the pool for every waiting ticket that needs a skill some
+    /// free crew has: when the crews that came free are not known (or are many).
+    fn serve_queue_walking_all(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         let mut resume: Option<queue::QueueKey> = None;
         loop {
             let free = |skill| self.pool.available(skill) > 0;
@@ -788,6 +895,7 @@ impl Engine {
                     let spot = queue::Spot {
                         station: self.station_by_id.get(&t.station).map(|&s| s as u32),
                         skill: t.report.category.required_skill(),
+                        class: t.area_class,
                         at_km: self.projection.to_km(t.report.location),
                     };
                     self.queue.insert(t, spot);
@@ -873,6 +981,8 @@ impl Engine {
                     on: *on,
                     pinned: *reason == StormReason::Supervisor,
                 };
+                // Tickets queued under `batch` were not offered to the free crews one by one.
+                self.fresh = None;
             }
         }
         self.track_sla(event);
@@ -1031,6 +1141,13 @@ impl Engine {
         if let Some(new) = wanted {
             self.pool.insert(slot, *station, crew.skills, new);
             *indexed_at = Some(new);
+            if let Some(fresh) = &mut self.fresh {
+                if fresh.len() < FRESH_LIMIT {
+                    fresh.push(slot);
+                } else {
+                    self.fresh = None;
+                }
+            }
         }
     }
 
@@ -1151,6 +1268,19 @@ impl Engine {
         }
         problems
     }
+}
+
+/// A crew that came free since the queue was last served, as the queue walk tests it.
+#[derive(Debug, Clone, Copy)]
+struct FreshCrew {
+    slot: u32,
+    station: Option<u32>,
+    skills: crate::domain::SkillSet,
+    at_km: [f64; 2],
+}
+
+fn planar_km(a: [f64; 2], b: [f64; 2]) -> f64 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
 
 /// A projection centred on the middle of the stations' extent.

@@ -1,10 +1,11 @@
 //! Tickets waiting for a crew, in the order they are served: emergencies first, then
 //! important customers, then the earliest arrival deadline, then the earliest report. Beside
 //! that order, each station's waiting tickets (the `station` policy serves a station from its
-//! own) and where each ticket is and what skill it needs (the `batch` policy's scan for the
-//! tickets near a free crew reads them without a lookup per ticket).
+//! own) and where each ticket is, its area class and what skill it needs (the `batch`
+//! policy's scan for the tickets near a free crew, and the `nearest` policy's for the tickets
+//! a crew that came free may take, read them without a lookup per ticket).
 
-use crate::domain::{Priority, Skill, Ticket, TicketId, Timestamp};
+use crate::domain::{AreaClass, Priority, Skill, Ticket, TicketId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A waiting ticket's place in the queue.
@@ -43,6 +44,8 @@ pub struct Spot {
     /// Dense index of the ticket's station, when the engine knows the station.
     pub station: Option<u32>,
     pub skill: Skill,
+    /// The area class of the ticket's station: how far it may borrow a crew.
+    pub class: AreaClass,
     /// The ticket's location in the pool's kilometre plane.
     pub at_km: [f64; 2],
 }
@@ -110,6 +113,17 @@ impl DispatchQueue {
         use std::ops::Bound;
         let start = key.map_or(Bound::Unbounded, Bound::Excluded);
         self.keys.range((start, Bound::Unbounded)).map(|(k, _)| k)
+    }
+
+    /// Waiting tickets after `key` (from the head when `None`) with their places, in serving
+    /// order.
+    pub fn waiting_after(
+        &self,
+        key: Option<&QueueKey>,
+    ) -> impl Iterator<Item = (&QueueKey, &Spot)> {
+        use std::ops::Bound;
+        let start = key.map_or(Bound::Unbounded, Bound::Excluded);
+        self.keys.range((start, Bound::Unbounded))
     }
 
     /// The waiting tickets of one station after `key`, in serving order.
@@ -203,6 +217,7 @@ mod tests {
         let spot = Spot {
             station: Some(0),
             skill: early.report.category.required_skill(),
+            class: early.area_class,
             at_km: [0.0, 0.0],
         };
         queue.insert(&early, spot);

@@ -22,11 +22,13 @@ fn engine_for(crews: usize, seed: u64, config: EngineConfig) -> Engine {
     Engine::new(config, synthetic::grid(ROWS, COLS, CELL_KM, crews, seed)).unwrap()
 }
 
-/// A configuration for the random runs: one of the policies, and sometimes a storm threshold
-/// low enough to be crossed in a short run.
-fn config_for(policy: usize, storm_at: Option<u32>) -> EngineConfig {
+/// A configuration for the random runs: one of the policies, a borrow reach (the class
+/// limits when `None`; the grid is 12 km across, so a few minutes bind), and sometimes a
+/// storm threshold low enough to be crossed in a short run.
+fn config_for(policy: usize, reach: Option<f64>, storm_at: Option<u32>) -> EngineConfig {
     let mut config = EngineConfig {
         policy: DispatchPolicy::ALL[policy % DispatchPolicy::ALL.len()],
+        borrow_reach_minutes: reach,
         ..EngineConfig::default()
     };
     config.storm.enter_queue = storm_at;
@@ -62,10 +64,13 @@ fn dispatched_crew(events: &[Event], ticket: &TicketId) -> Option<CrewId> {
     })
 }
 
-/// The matching rule written out by brute force over every crew, as the reference.
+/// The matching rule written out by brute force over every crew, as the reference: the
+/// eligible crews (rule 3: free, skilled, not declined, own station or within the reach),
+/// the shortest estimate, the own station's best within the margin (rule 4).
 fn brute_force_choice(engine: &Engine, ticket: &Ticket) -> Option<CrewId> {
     let config = engine.config();
     let skill = ticket.report.category.required_skill();
+    let reach = config.borrow_reach(ticket.area_class);
     let mut eligible: Vec<(f64, bool, &Crew)> = engine
         .crews()
         .filter(|c| c.is_available() && c.skills.contains(skill))
@@ -77,6 +82,7 @@ fn brute_force_choice(engine: &Engine, ticket: &Ticket) -> Option<CrewId> {
             );
             (eta, c.station == ticket.station, c)
         })
+        .filter(|(eta, own, _)| *own || *eta <= reach)
         .collect();
     eligible.sort_by(|a, b| {
         a.0.total_cmp(&b.0)
@@ -121,6 +127,28 @@ fn a_report_goes_to_the_nearest_skilled_crew_of_its_station() {
         brute_force_choice_before(&events)
     );
     assert!(engine.audit().is_empty());
+}
+
+/// Whether any free crew could take `ticket` at all, whatever the distance: what the batch
+/// assignment's last pass leaves no waiting ticket with.
+fn any_free_crew_for(engine: &Engine, ticket: &Ticket) -> bool {
+    let skill = ticket.report.category.required_skill();
+    engine.crews().any(|c| {
+        c.is_available() && c.skills.contains(skill) && !ticket.declined_by.contains(&c.id)
+    })
+}
+
+/// Rule 7 by brute force: the waiting ticket the next crew goes to, in serving order the
+/// first that the policy's reference gives a crew (under `station`, among its station's).
+fn first_servable(engine: &Engine, station: Option<&StationId>) -> Option<TicketId> {
+    engine
+        .queued()
+        .filter_map(|id| engine.ticket(id))
+        .find(|t| match station {
+            None => brute_force_choice(engine, t).is_some(),
+            Some(s) => t.station == *s && brute_force_own_choice(engine, t).is_some(),
+        })
+        .map(|t| t.id.clone())
 }
 
 fn station_arrival(engine: &Engine, station: &Station) -> i64 {
@@ -705,6 +733,78 @@ fn storm_events(events: &[Event]) -> Vec<(bool, StormReason)> {
         .collect()
 }
 
+/// Two remote stations 20 km apart and one `lv` crew of the east station, at `crew_at`.
+fn west_and_east(crew_at_west: bool, reach: Option<f64>) -> (Engine, Station, Station, CrewId) {
+    let mut region = synthetic::grid(1, 2, 20.0, 1, 3);
+    let (west, east) = (region.stations[0].clone(), region.stations[1].clone());
+    let crew = &mut region.crews[0];
+    crew.station = east.id.clone();
+    crew.position = if crew_at_west {
+        west.location
+    } else {
+        east.location
+    };
+    crew.skills = [Skill::Lv].into_iter().collect();
+    let id = crew.id.clone();
+    let config = EngineConfig {
+        borrow_reach_minutes: reach,
+        ..EngineConfig::default()
+    };
+    (Engine::new(config, region).unwrap(), west, east, id)
+}
+
+#[test]
+fn a_crew_of_another_station_goes_only_within_the_reach_and_an_own_crew_always() {
+    // 20 km × 1.3 ÷ 30 km/h: the east crew is 52 minutes from the west station.
+    let (mut engine, west, _, crew) = west_and_east(false, Some(30.0));
+    let events = report_at(&mut engine, "W", west.location, 0);
+    assert_eq!(
+        events.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+        ["reported", "queued"],
+        "beyond the reach: the ticket waits though a crew is free"
+    );
+    assert_eq!(engine.crew(&crew).unwrap().status, CrewStatus::Available);
+    assert!(engine.audit().is_empty());
+    // The default reach is the remote arrival limit, 120 minutes; `inf` is no limit.
+    for reach in [None, Some(52.1), Some(f64::INFINITY)] {
+        let (mut engine, west, _, crew) = west_and_east(false, reach);
+        let events = report_at(&mut engine, "W", west.location, 0);
+        assert_eq!(dispatched_crew(&events, &TicketId::new("W")), Some(crew));
+    }
+    // The crew is the east station's: an east ticket 52 minutes away still gets it.
+    let (mut engine, _, east, crew) = west_and_east(true, Some(30.0));
+    let events = report_at(&mut engine, "E", east.location, 0);
+    assert_eq!(dispatched_crew(&events, &TicketId::new("E")), Some(crew));
+}
+
+#[test]
+fn a_crew_that_comes_free_passes_over_waiting_tickets_beyond_its_reach() {
+    let (mut engine, west, east, crew) = west_and_east(false, Some(30.0));
+    let near = east_of(east.location, 1.0);
+    report_at(&mut engine, "E0", east.location, 0);
+    // W waits beyond the reach; E1 waits behind it in serving order (a later deadline).
+    report_at(&mut engine, "W", west.location, 1);
+    report_at(&mut engine, "E1", near, 2);
+    let order: Vec<_> = engine.queued().map(|t| t.as_str().to_owned()).collect();
+    assert_eq!(order, ["W", "E1"]);
+    let events = finish(&mut engine, "E0", 30);
+    assert_eq!(
+        dispatched_crew(&events, &TicketId::new("E1")),
+        Some(crew.clone())
+    );
+    assert_eq!(dispatched_crew(&events, &TicketId::new("W")), None);
+    assert_eq!(engine.queued().collect::<Vec<_>>(), [&TicketId::new("W")]);
+    assert!(engine.audit().is_empty());
+
+    // With no limit, the head of the queue takes it, 52 minutes away.
+    let (mut engine, west, east, crew) = west_and_east(false, Some(f64::INFINITY));
+    report_at(&mut engine, "E0", east.location, 0);
+    report_at(&mut engine, "W", west.location, 1);
+    report_at(&mut engine, "E1", east_of(east.location, 1.0), 2);
+    let events = finish(&mut engine, "E0", 30);
+    assert_eq!(dispatched_crew(&events, &TicketId::new("W")), Some(crew));
+}
+
 #[test]
 fn storm_mode_begins_at_the_threshold_ends_when_the_queue_drains_and_replays() {
     let mut region = synthetic::grid(1, 1, 20.0, 1, 9);
@@ -1060,6 +1160,17 @@ impl Run {
     }
 }
 
+/// A borrow reach for the random runs: the class limits (`None`), which a 12 km grid rarely
+/// reaches, or minutes that bind (urban 5 minutes is 1.6 km), none at all, or no limit.
+fn reach() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        2 => Just(None),
+        3 => (1.0f64..25.0).prop_map(Some),
+        1 => Just(Some(0.0)),
+        1 => Just(Some(f64::INFINITY)),
+    ]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -1072,10 +1183,11 @@ proptest! {
         crews in 3usize..14,
         seed in 0u64..1000,
         policy in 0usize..3,
+        reach in reach(),
         storm_at in prop::option::of(2u32..6),
         (max_tickets, tickets_per_crew, crews_per_ticket) in (1u32..4, 0u32..3, 1u32..3),
     ) {
-        let mut config = config_for(policy, storm_at);
+        let mut config = config_for(policy, reach, storm_at);
         // Small bounds, so that assignments leave work to the pass after them.
         config.batch.max_tickets = max_tickets;
         config.batch.tickets_per_crew = tickets_per_crew;
@@ -1095,6 +1207,16 @@ proptest! {
                         match &event.kind {
                             EventKind::Dispatched { ticket, crew, .. } => {
                                 let t = shadow.ticket(ticket).unwrap().clone();
+                                // 7: a waiting ticket gets a crew only when every ticket
+                                // before it in serving order has none it may take.
+                                if shadow.queued().any(|q| q == ticket) {
+                                    let first = match shadow.policy() {
+                                        DispatchPolicy::Nearest => first_servable(&shadow, None),
+                                        DispatchPolicy::Station => first_servable(&shadow, Some(&t.station)),
+                                        DispatchPolicy::Batch => Some(ticket.clone()),
+                                    };
+                                    prop_assert_eq!(first.as_ref(), Some(ticket), "served out of order");
+                                }
                                 let c = shadow.crew(crew).unwrap();
                                 // 1, 2: an available crew with the right skill.
                                 prop_assert!(c.is_available(), "{crew} was {:?}", c.status);
@@ -1169,13 +1291,17 @@ proptest! {
             let problems = run.engine.audit();
             prop_assert!(problems.is_empty(), "{problems:#?}");
             // 7: the queue is work-conserving: no waiting ticket has a crew that could take it
-            // (under `station`, one of its own station's; under `batch`, once assigned).
+            // (under `nearest`, an eligible one, own station or within reach; under `station`,
+            // one of its own station's; under `batch`, once assigned, any at all).
             for waiting in run.engine.queued() {
                 let t = run.engine.ticket(waiting).unwrap();
                 match run.engine.policy() {
-                    DispatchPolicy::Nearest => prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits with a crew free", waiting),
+                    DispatchPolicy::Nearest => {
+                        prop_assert_eq!(brute_force_choice(&run.engine, t), None, "{} waits with an eligible crew free", waiting);
+                        prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits with a crew free", waiting);
+                    }
                     DispatchPolicy::Station => prop_assert_eq!(run.engine.choose_own_crew(t), None, "{} waits with its station's crew free", waiting),
-                    DispatchPolicy::Batch if assigning => prop_assert_eq!(run.engine.choose_crew(t), None, "{} waits after an assignment", waiting),
+                    DispatchPolicy::Batch if assigning => prop_assert!(!any_free_crew_for(&run.engine, t), "{} waits after an assignment", waiting),
                     DispatchPolicy::Batch => {}
                 }
             }
@@ -1205,6 +1331,17 @@ proptest! {
             b.sort();
             prop_assert_eq!(a, b);
         }
+        // 5, 8: the replayed engine decides as the live one. It has followed no crew coming
+        // free (it only applied events), so it serves its queue by asking about every waiting
+        // ticket where the live one asks only about those its fresh crews could take.
+        let free = run.engine.crews().find(|c| c.is_available()).map(|c| c.id.clone());
+        if let Some(crew) = free {
+            let location = synthetic::random_point(&mut run.rng, ROWS, COLS, CELL_KM);
+            let moved = Command::CrewPosition { crew: crew.clone(), location };
+            let live = run.engine.handle(moved.clone(), Actor::Crew(crew.clone()), minutes(run.now));
+            let replayed = shadow.handle(moved, Actor::Crew(crew), minutes(run.now));
+            prop_assert_eq!(live, replayed);
+        }
         // 9: after a tick nothing due is left pending.
         run.engine.handle(Command::FireDeadlines, Actor::System, minutes(run.now)).unwrap();
         prop_assert!(run.engine.next_deadline().is_none_or(|at| at > minutes(run.now)));
@@ -1218,11 +1355,12 @@ proptest! {
         crews in 1usize..30,
         seed in 0u64..1000,
         policy in 0usize..3,
+        reach in reach(),
     ) {
         let region = synthetic::grid(ROWS, COLS, CELL_KM, crews, seed);
         let mut reversed = region.clone();
         reversed.crews.reverse();
-        let config = config_for(policy, None);
+        let config = config_for(policy, reach, None);
         let mut a = Engine::new(config.clone(), region).unwrap();
         let mut b = Engine::new(config, reversed).unwrap();
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -1250,7 +1388,7 @@ proptest! {
         crews in 1usize..30,
         seed in 0u64..1000,
     ) {
-        let mut config = config_for(2, None);
+        let mut config = config_for(2, None, None);
         config.batch.max_tickets = 10;
         config.batch.tickets_per_crew = 2;
         let mut engine = engine_for(crews, seed, config);
