@@ -81,30 +81,14 @@ pub enum ReliabilityConfigError {
     Zero(&'static str),
 }
 
-/// A category's name as the configuration spells it.
-fn category_name(category: FaultCategory) -> &'static str {
-    match category {
-        FaultCategory::NoPower => "no_power",
-        FaultCategory::AreaOutage => "area_outage",
-        FaultCategory::LineDown => "line_down",
-        FaultCategory::EquipmentFire => "equipment_fire",
-        FaultCategory::VoltageQuality => "voltage_quality",
-        FaultCategory::Meter => "meter",
-        FaultCategory::CustomerInternal => "customer_internal",
-        FaultCategory::Other => "other",
-    }
-}
-
 impl ReliabilityConfig {
     pub fn validate(&self) -> Result<(), ReliabilityConfigError> {
         for (&category, &customers) in &self.customers_per_incident {
             if default_customers(category).is_none() {
-                return Err(ReliabilityConfigError::NotAnInterruption(category_name(
-                    category,
-                )));
+                return Err(ReliabilityConfigError::NotAnInterruption(category.as_str()));
             }
             if customers == 0 {
-                return Err(ReliabilityConfigError::Zero(category_name(category)));
+                return Err(ReliabilityConfigError::Zero(category.as_str()));
             }
         }
         Ok(())
