@@ -327,9 +327,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Rebuilds the service from the store: every event through `Engine::apply`, then the
-    /// idempotency keys and minted crew tokens. With a shared store, `rebuild_engine` makes
-    /// the fresh engine that a later rebuild (after a failed write) replays into.
+    /// Rebuilds the service from a store this process alone writes: every event through
+    /// `Engine::apply`, then the idempotency keys and minted crew tokens.
     pub async fn recover(
         engine: Engine,
         store: Arc<dyn Store>,
@@ -340,8 +339,9 @@ impl Dispatcher {
         Self::recover_shared(engine, store, tokens, clock, options, None).await
     }
 
-    /// [`Dispatcher::recover`], with the engine factory a shared store needs to rebuild
-    /// memory after a failed write (ignored for a store this process alone writes).
+    /// [`Dispatcher::recover`] for any store: with a shared one, `rebuild_engine` makes the
+    /// fresh engine that a later rebuild (after a failed write) replays into (ignored for a
+    /// store this process alone writes).
     pub async fn recover_shared(
         engine: Engine,
         store: Arc<dyn Store>,

@@ -204,7 +204,7 @@ impl Dispatcher {
 
     /// Takes the region's lease when it is free and this instance has followed the log to
     /// its end, renews it while held (every third of `options.lease`), and steps down when
-    /// it cannot. `holder` is the URL the other instances send writes to. Runs until aborted.
+    /// it cannot renew it. `holder` is the URL the other instances send writes to. Runs until aborted.
     pub async fn keep_lease(self: Arc<Self>, holder: String) {
         let (Some(log), Some(replication)) = (self.store.shared(), &self.replication) else {
             return;
@@ -213,9 +213,7 @@ impl Dispatcher {
         let tick = ttl / 3;
         loop {
             if self.health.is_failed() {
-                if replication.leading() {
-                    self.step_down(log, "the dispatcher failed a write");
-                }
+                // `heal` steps down and rebuilds; the lease is sought again afterwards.
             } else if replication.leading() {
                 match tokio::time::timeout(tick, log.renew(ttl)).await {
                     Ok(Ok(true)) => {}
