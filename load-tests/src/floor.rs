@@ -17,7 +17,14 @@ use tokio::process::{Child, Command};
 
 pub struct Floor {
     pub url: String,
-    _child: Child,
+    child: Child,
+}
+
+impl Floor {
+    /// The floor server's process id, for its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
 }
 
 /// Serves the floor on `port` until killed: the body of the `--serve-floor` process.
@@ -59,7 +66,7 @@ pub async fn start() -> anyhow::Result<Floor> {
             .await
             && r.status().is_success()
         {
-            return Ok(Floor { url, _child: child });
+            return Ok(Floor { url, child });
         }
         if Instant::now() > deadline {
             bail!("the floor server did not answer within 30 s");

@@ -9,6 +9,7 @@
 //! `cargo run --release -p load-tests -- --help`
 
 mod clients;
+mod cpu;
 mod floor;
 mod redis;
 mod service;
@@ -70,6 +71,8 @@ struct UnderTest {
     services: Vec<service::Service>,
     urls: Vec<String>,
     crew_tokens: std::collections::HashMap<String, String>,
+    /// Every server process of this backend (instances and Redis), for their CPU time.
+    pids: Vec<u32>,
     /// Kept alive while the services use it.
     _redis: Option<redis::RedisProcess>,
 }
@@ -113,11 +116,17 @@ async fn main() -> anyhow::Result<()> {
         }
         let crew_tokens = services[0].mint_crew_tokens(&crews).await?;
         let urls = services.iter().map(|s| s.url.clone()).collect();
+        let pids = services
+            .iter()
+            .filter_map(service::Service::pid)
+            .chain(redis.as_ref().map(redis::RedisProcess::pid))
+            .collect();
         under_test.push(UnderTest {
             name,
             services,
             urls,
             crew_tokens,
+            pids,
             _redis: redis,
         });
     }
@@ -131,9 +140,9 @@ async fn main() -> anyhow::Result<()> {
         crews.len()
     );
     println!(
-        "| measurement | requests | errors | req/s | p50 ms | p99 ms | p99.9 ms | floor req/s | ratio |"
+        "| measurement | requests | errors | req/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | floor req/s | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let limits = clients::Limits {
         clients: args.clients,
         duration: args.seconds,
@@ -143,12 +152,19 @@ async fn main() -> anyhow::Result<()> {
         // Per backend: each round's share of the floor, and of the first backend.
         let mut shares = vec![Vec::new(); under_test.len()];
         let mut against_first = vec![Vec::new(); under_test.len()];
+        let mut cpu_per_request = vec![Vec::new(); under_test.len()];
+        let mut floor_cpu_per_request = Vec::new();
+        let floor_pids: Vec<u32> = floor.pid().into_iter().collect();
         for _ in 0..args.rounds {
             // The floor, then each backend, with the same clients and limits: each round's
             // ratios compare runs a few seconds apart.
+            let cpu_before = cpu::seconds(&floor_pids)?;
             let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
+            let floor_cpu = per_request_us(cpu::seconds(&floor_pids)? - cpu_before, &baseline);
+            floor_cpu_per_request.push(floor_cpu);
             let mut first = None;
             for (i, backend) in under_test.iter().enumerate() {
+                let cpu_before = cpu::seconds(&backend.pids)?;
                 let measured = match scenario {
                     Scenario::Create => {
                         clients::run_create(
@@ -172,10 +188,21 @@ async fn main() -> anyhow::Result<()> {
                         .await?
                     }
                 };
+                let cpu = per_request_us(cpu::seconds(&backend.pids)? - cpu_before, &measured);
+                cpu_per_request[i].push(cpu);
                 let name = format!("{} ({})", scenario.name(), backend.name);
-                print_row(&name, &measured, &baseline);
+                if i == 0 {
+                    print_row(
+                        &format!("{} (floor)", scenario.name()),
+                        &baseline,
+                        Some(floor_cpu),
+                        &baseline,
+                    );
+                }
+                print_row(&name, &measured, Some(cpu), &baseline);
                 if let Some(acks) = &measured.secondary {
-                    print_row("  of which crew acks", acks, &baseline);
+                    // Their CPU is inside the row above: the two kinds share the processes.
+                    print_row("  of which crew acks", acks, None, &baseline);
                 }
                 let throughput = measured.throughput();
                 shares[i].push(throughput / baseline.throughput().max(f64::MIN_POSITIVE));
@@ -183,17 +210,27 @@ async fn main() -> anyhow::Result<()> {
                 against_first[i].push(throughput / first.max(f64::MIN_POSITIVE));
             }
         }
+        let floor_cpu = median(&mut floor_cpu_per_request);
         for (i, backend) in under_test.iter().enumerate() {
             println!(
-                "| **{} ({}) — median share of the floor over {} rounds** | | | | | | | | **{:.0} %** |",
+                "| **{} ({}) — median share of the floor over {} rounds** | | | | | | | | | **{:.0} %** |",
                 scenario.name(),
                 backend.name,
                 args.rounds,
                 100.0 * median(&mut shares[i])
             );
+            let cpu = median(&mut cpu_per_request[i]);
+            println!(
+                "| **{} ({}) — median server CPU per request, floor's {:.0} µs** | | | | | | | **{:.0} µs** | | **{:.1} × floor** |",
+                scenario.name(),
+                backend.name,
+                floor_cpu,
+                cpu,
+                cpu / floor_cpu.max(f64::MIN_POSITIVE)
+            );
             if i > 0 {
                 println!(
-                    "| **{} ({}) — median ratio to {}** | | | | | | | | **{:.0} %** |",
+                    "| **{} ({}) — median ratio to {}** | | | | | | | | | **{:.0} %** |",
                     scenario.name(),
                     backend.name,
                     under_test[0].name,
@@ -215,11 +252,17 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn print_row(name: &str, measured: &Outcome, floor: &Outcome) {
+/// Server CPU microseconds per request of `outcome`.
+fn per_request_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {
+    1e6 * cpu_seconds / (outcome.requests.max(1) as f64)
+}
+
+fn print_row(name: &str, measured: &Outcome, cpu_us: Option<f64>, floor: &Outcome) {
     let h = &measured.latency_us;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let cpu = cpu_us.map_or_else(String::new, |us| format!("{us:.0}"));
     println!(
-        "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {:.0} % |",
+        "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {cpu} | {:.0} | {:.0} % |",
         measured.requests,
         measured.errors,
         measured.throughput(),

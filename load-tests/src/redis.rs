@@ -55,6 +55,13 @@ pub fn start() -> anyhow::Result<RedisProcess> {
     })
 }
 
+impl RedisProcess {
+    /// The server's process id, for its CPU time.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -138,6 +138,11 @@ impl Service {
         Ok(tokens)
     }
 
+    /// The service's process id, for its CPU time.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
         Ok(())

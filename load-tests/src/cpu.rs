@@ -1,0 +1,19 @@
+//! CPU time spent by the server processes during a measurement, from `/proc`. Throughput on
+//! a shared two-core machine swings with whatever else runs; the CPU the servers spent per
+//! request moves much less, so it is the steadier figure for comparing two builds.
+
+use anyhow::Context;
+
+/// CPU seconds (user + system, all threads) used so far by each of `pids`, summed.
+pub fn seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    let ticks = procfs::ticks_per_second() as f64;
+    let mut total = 0.0;
+    for &pid in pids {
+        let pid = i32::try_from(pid).context("a process id out of range")?;
+        let stat = procfs::process::Process::new(pid)
+            .and_then(|p| p.stat())
+            .with_context(|| format!("reading /proc/{pid}/stat"))?;
+        total += (stat.utime + stat.stime) as f64 / ticks;
+    }
+    Ok(total)
+}
