@@ -116,11 +116,15 @@ async fn main() -> anyhow::Result<()> {
         }
         let crew_tokens = services[0].mint_crew_tokens(&crews).await?;
         let urls = services.iter().map(|s| s.url.clone()).collect();
-        let pids = services
+        // A server already gone would make its CPU silently zero: refuse to measure instead.
+        let mut pids = services
             .iter()
-            .filter_map(service::Service::pid)
-            .chain(redis.as_ref().map(redis::RedisProcess::pid))
-            .collect();
+            .map(|s| {
+                s.pid()
+                    .context("a dispatch instance exited before the measurement")
+            })
+            .collect::<anyhow::Result<Vec<u32>>>()?;
+        pids.extend(redis.as_ref().map(redis::RedisProcess::pid));
         under_test.push(UnderTest {
             name,
             services,
@@ -154,7 +158,9 @@ async fn main() -> anyhow::Result<()> {
         let mut against_first = vec![Vec::new(); under_test.len()];
         let mut cpu_per_request = vec![Vec::new(); under_test.len()];
         let mut floor_cpu_per_request = Vec::new();
-        let floor_pids: Vec<u32> = floor.pid().into_iter().collect();
+        let floor_pids = [floor
+            .pid()
+            .context("the floor server exited before the measurement")?];
         for _ in 0..args.rounds {
             // The floor, then each backend, with the same clients and limits: each round's
             // ratios compare runs a few seconds apart.
@@ -162,6 +168,8 @@ async fn main() -> anyhow::Result<()> {
             let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
             let floor_cpu = per_request_us(cpu::seconds(&floor_pids)? - cpu_before, &baseline);
             floor_cpu_per_request.push(floor_cpu);
+            let floor_row = format!("{} (floor)", scenario.name());
+            print_row(&floor_row, &baseline, Some(floor_cpu), &baseline);
             let mut first = None;
             for (i, backend) in under_test.iter().enumerate() {
                 let cpu_before = cpu::seconds(&backend.pids)?;
@@ -191,14 +199,6 @@ async fn main() -> anyhow::Result<()> {
                 let cpu = per_request_us(cpu::seconds(&backend.pids)? - cpu_before, &measured);
                 cpu_per_request[i].push(cpu);
                 let name = format!("{} ({})", scenario.name(), backend.name);
-                if i == 0 {
-                    print_row(
-                        &format!("{} (floor)", scenario.name()),
-                        &baseline,
-                        Some(floor_cpu),
-                        &baseline,
-                    );
-                }
                 print_row(&name, &measured, Some(cpu), &baseline);
                 if let Some(acks) = &measured.secondary {
                     // Their CPU is inside the row above: the two kinds share the processes.
