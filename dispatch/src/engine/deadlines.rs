@@ -7,7 +7,8 @@
 //! again, and what came due while the service was down is due at once.
 
 use crate::domain::{Checkpoint, CheckpointKind, SlaStage, TicketId, Timestamp};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
+use std::collections::BTreeSet;
 
 #[derive(Debug, Default)]
 pub(super) struct DeadlineBook {

@@ -4,7 +4,7 @@
 
 use crate::domain::{IncidentId, LatLon, MergeGroup, TicketId, Timestamp};
 use crate::geo::PointIndex;
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incident {

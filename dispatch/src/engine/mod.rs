@@ -68,9 +68,10 @@ use crate::domain::{
 use crate::geo::{CrewIndex, LocalProjection, OutsideServiceAreas, ServiceAreaIndex};
 use crate::region::Region;
 use deadlines::DeadlineBook;
+use foldhash::{HashMap, HashMapExt};
 use incidents::IncidentBook;
 use queue::DispatchQueue;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// What can be asked of the engine.
 #[derive(Debug, Clone, PartialEq)]
