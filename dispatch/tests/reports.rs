@@ -253,3 +253,49 @@ async fn bad_report_queries_are_refused() {
     assert!(doc["paths"]["/v1/sla/summary"]["get"].is_object());
     assert!(doc["paths"]["/v1/reliability"]["get"].is_object());
 }
+
+/// Each dispatch has its own acknowledge clock: the one that timed out is a breach, the next
+/// crew's acknowledgement in time is met (as `dispatch_sla_total` counts them).
+#[tokio::test]
+async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack() {
+    let start = SystemClock.now();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let ticket = app
+        .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+        .await;
+    clock.advance_minutes(5);
+    app.dispatcher
+        .as_ref()
+        .expect("the test app's dispatcher")
+        .fire_deadlines()
+        .await
+        .expect("deadlines fire");
+    let (_, redispatched) = app
+        .get(
+            &format!("/v1/tickets/{}", ticket["id"].as_str().unwrap()),
+            SUPERVISOR,
+        )
+        .await;
+    assert_eq!(redispatched["state"], "dispatched", "{redispatched}");
+    clock.advance_minutes(1);
+    let token = app.crew_token_of(&redispatched).await;
+    step(&app, &redispatched, &token, "ack").await;
+
+    let from = rfc3339(start);
+    let to = rfc3339(Timestamp::from_millis(start.as_millis() + 3_600_000));
+    let (status, summary) = app
+        .get(&format!("/v1/sla/summary?from={from}&to={to}"), SUPERVISOR)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    let ack = stage(&summary, "acknowledge");
+    assert_eq!(ack["count"], 2, "{ack}");
+    assert_eq!(ack["met"], 1, "{ack}");
+    assert_eq!(ack["breached"], 1, "{ack}");
+    assert_eq!(ack["open_breached"], 0, "{ack}");
+    assert_eq!(ack["compliance_percent"], 50.0, "{ack}");
+    assert_eq!(
+        ack["p50_minutes"], 1.0,
+        "only the acknowledgement has minutes: {ack}"
+    );
+}

@@ -209,6 +209,11 @@ pub struct Ticket {
     pub deadlines: Deadlines,
     /// Crews that rejected this job or let it time out: never offered it again.
     pub declined_by: Vec<CrewId>,
+    /// The acknowledgement deadlines of the dispatches that timed out unacknowledged, in
+    /// order: each is an acknowledge clock that ended breached, though the ticket went on to
+    /// another crew (the SLA summary counts them, as the metrics do).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acknowledge_timeouts: Vec<Timestamp>,
     pub dispatched_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
     pub arrived_at: Option<Timestamp>,
@@ -247,6 +252,7 @@ impl Ticket {
                 ..Deadlines::default()
             },
             declined_by: Vec::new(),
+            acknowledge_timeouts: Vec::new(),
             dispatched_at: None,
             acknowledged_at: None,
             arrived_at: None,
@@ -401,7 +407,12 @@ impl Ticket {
                 self.deadlines.acknowledge_by = Some(*acknowledge_by);
                 self.dispatched_at = Some(at);
             }
-            EventKind::Declined { crew, .. } => {
+            EventKind::Declined { crew, reason, .. } => {
+                if let (DeclineReason::AcknowledgeTimeout, Some(due)) =
+                    (reason, self.deadlines.acknowledge_by)
+                {
+                    self.acknowledge_timeouts.push(due);
+                }
                 self.state = TicketState::Queued;
                 self.crew = None;
                 self.eta_minutes = None;
@@ -638,6 +649,23 @@ mod tests {
         assert_eq!(t.state, TicketState::Queued);
         assert_eq!(t.crew, None);
         assert_eq!(t.declined_by, vec![CrewId::new("C1")]);
+        assert_eq!(
+            t.acknowledge_timeouts,
+            vec![due],
+            "the missed deadline is kept"
+        );
+        // A rejection is an answer in time: it is not a missed acknowledgement.
+        dispatch(&mut t, "C2", 6 * 60_000);
+        step(
+            &mut t,
+            TicketCommand::Reject {
+                reason: "no ladder".into(),
+            },
+            Actor::Crew(CrewId::new("C2")),
+            7 * 60_000,
+        )
+        .unwrap();
+        assert_eq!(t.acknowledge_timeouts, vec![due]);
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         Kind::Counter,
         &["stage", "area_class", "result"],
         "SLA stages ended, by stage, area class and result (met, or breached when the limit \
-         passed)",
+         passed); acknowledge once per dispatch, a timed-out dispatch breached",
     ),
     (
         SLA_WARNINGS_TOTAL,

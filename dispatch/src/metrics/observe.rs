@@ -7,6 +7,12 @@
 //! (at the limit, not when the late step finally comes, so alerts are timely), `met` when the
 //! stage's stop event comes on time. A stop event after the limit whose breach was never
 //! recorded (the service was down when the limit passed) counts as `breached` then.
+//!
+//! Acknowledge is the exception, as in the SLA summary ([`crate::reports::sla`]): it has one
+//! clock per dispatch. A dispatch that times out is `breached` at its `declined` event (which
+//! comes with the stage's breach, recorded only once per ticket, so that event is not what
+//! counts); an acknowledgement is `met` or `breached` against its own dispatch's limit; a
+//! rejection is not counted.
 
 use crate::domain::{
     DeclineReason, Event, EventKind, SlaPolicy, SlaStage, Ticket, Timestamp, WarnLevel,
@@ -78,10 +84,16 @@ pub fn observe(
                 Some(ticket.reported_at),
             ));
         }
-        EventKind::Declined { reason, .. } => out.push(Observation::Reassignment(match reason {
-            DeclineReason::Rejected { .. } => "rejected",
-            DeclineReason::AcknowledgeTimeout => "acknowledge_timeout",
-        })),
+        EventKind::Declined { reason, .. } => match reason {
+            DeclineReason::Rejected { .. } => out.push(Observation::Reassignment("rejected")),
+            DeclineReason::AcknowledgeTimeout => {
+                out.push(Observation::Sla {
+                    stage: SlaStage::Acknowledge,
+                    met: false,
+                });
+                out.push(Observation::Reassignment("acknowledge_timeout"));
+            }
+        },
         EventKind::Acknowledged { .. } => {
             out.extend(interval(
                 Interval::DispatchToAcknowledge,
@@ -96,7 +108,10 @@ pub fn observe(
                     ticket.priority,
                 )
             });
-            out.extend(stage_end(SlaStage::Acknowledge, limit));
+            out.extend(limit.map(|limit| Observation::Sla {
+                stage: SlaStage::Acknowledge,
+                met: at <= limit,
+            }));
         }
         EventKind::Arrived { .. } => {
             out.extend(interval(
@@ -118,6 +133,11 @@ pub fn observe(
             stage: *stage,
             level: *level,
         }),
+        // Per dispatch: counted at the timeout or the late acknowledgement instead.
+        EventKind::SlaBreached {
+            stage: SlaStage::Acknowledge,
+            ..
+        } => {}
         EventKind::SlaBreached { stage, .. } => out.push(Observation::Sla {
             stage: *stage,
             met: false,
@@ -368,6 +388,73 @@ mod tests {
             observe(&declined, Some(&t), &policy, never_breached),
             vec![Observation::Reassignment("rejected")]
         );
+    }
+
+    /// One acknowledge clock per dispatch, as the SLA summary counts: a timeout is a breach
+    /// (the once-per-ticket breach event adds nothing), and the next crew's acknowledgement
+    /// in time is met even though the ticket's acknowledge breach was recorded.
+    #[test]
+    fn each_dispatch_has_its_own_acknowledge_clock() {
+        let mut t = ticket();
+        let policy = SlaPolicy::default();
+        let sla = |seen: Vec<Observation>| -> Vec<bool> {
+            seen.into_iter()
+                .filter_map(|o| match o {
+                    Observation::Sla {
+                        stage: SlaStage::Acknowledge,
+                        met,
+                    } => Some(met),
+                    _ => None,
+                })
+                .collect()
+        };
+        let ticket_id = || TicketId::new("T1");
+        let dispatched = |minute, crew: &str| {
+            event(
+                minute,
+                EventKind::Dispatched {
+                    ticket: ticket_id(),
+                    crew: CrewId::new(crew),
+                    eta_minutes: 20.0,
+                    acknowledge_by: at(minute + 5),
+                },
+            )
+        };
+        t.apply(&dispatched(1, "C1"));
+        let breach = event(
+            6,
+            EventKind::SlaBreached {
+                ticket: ticket_id(),
+                stage: SlaStage::Acknowledge,
+            },
+        );
+        t.apply(&breach);
+        assert_eq!(
+            sla(observe(&breach, Some(&t), &policy, |_| false)),
+            Vec::<bool>::new()
+        );
+        let timeout = event(
+            6,
+            EventKind::Declined {
+                ticket: ticket_id(),
+                crew: crew(),
+                reason: DeclineReason::AcknowledgeTimeout,
+            },
+        );
+        t.apply(&timeout);
+        let seen = observe(&timeout, Some(&t), &policy, |_| true);
+        assert!(seen.contains(&Observation::Reassignment("acknowledge_timeout")));
+        assert_eq!(sla(seen), vec![false]);
+        t.apply(&dispatched(6, "C2"));
+        let ack = event(
+            8,
+            EventKind::Acknowledged {
+                ticket: ticket_id(),
+                crew: CrewId::new("C2"),
+            },
+        );
+        t.apply(&ack);
+        assert_eq!(sla(observe(&ack, Some(&t), &policy, |_| true)), vec![true]);
     }
 
     #[test]

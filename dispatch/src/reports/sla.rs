@@ -18,10 +18,12 @@
 //!   It has no duration, so it is not in p50 / p90. When it later stops it moves to the
 //!   window of its stop time: a report answers what is known when it is asked.
 //! - Each stage clock is therefore counted at most once over consecutive windows.
-//! - **Acknowledge** is measured on the ticket's latest dispatch (the one acknowledged, or
-//!   the one still waiting). A dispatch that timed out and went to another crew is not in
-//!   this figure; the acknowledgement-timeout events record those. A ticket back in the
-//!   queue after a decline has no acknowledge clock running.
+//! - **Acknowledge** has one clock per dispatch. A dispatch that timed out unacknowledged
+//!   (and went on to another crew, or back to the queue) is **breached**, counted in the
+//!   window that holds its deadline, without minutes (nobody acknowledged); the ticket's
+//!   latest dispatch is counted as any stage is. A rejected dispatch is not counted: the
+//!   crew answered in time, and the job went on. A ticket back in the queue has no
+//!   acknowledge clock running. `dispatch_sla_total` counts the same way.
 //! - `compliance_percent` = met / (met + breached) × 100; absent when nothing counted.
 //!   Percentiles are by nearest rank ([`super::nearest_rank`]).
 
@@ -56,9 +58,13 @@ impl StageCounts {
     }
 
     fn add_open_breach(&mut self) {
+        self.add_breach_without_minutes();
+        self.open_breached += 1;
+    }
+
+    fn add_breach_without_minutes(&mut self) {
         self.count += 1;
         self.breached += 1;
-        self.open_breached += 1;
     }
 
     fn finish(&mut self) {
@@ -157,10 +163,18 @@ pub fn summarize_sla<'a>(
             ) else {
                 continue;
             };
+            let by_class = &mut summary.by_area_class[class_index(ticket.area_class)].1;
+            if summary.stage == SlaStage::Acknowledge {
+                for missed in &ticket.acknowledge_timeouts {
+                    if window.contains(*missed) {
+                        summary.all.add_breach_without_minutes();
+                        by_class.add_breach_without_minutes();
+                    }
+                }
+            }
             let Some((start, stop)) = clock(ticket, summary.stage) else {
                 continue;
             };
-            let by_class = &mut summary.by_area_class[class_index(ticket.area_class)].1;
             match stop {
                 Some(stop) if window.contains(stop) => {
                     let minutes = stop.minutes_since(start);
@@ -273,6 +287,48 @@ pub(crate) mod tests {
 
     fn stage(summary: &SlaSummary, stage: SlaStage) -> &StageSummary {
         summary.stages.iter().find(|s| s.stage == stage).unwrap()
+    }
+
+    #[test]
+    fn each_timed_out_dispatch_is_an_acknowledge_breach_in_the_window_of_its_deadline() {
+        let policy = SlaPolicy::default(); // acknowledge within 5 minutes
+        use AreaClass::Urban;
+        use FaultCategory::NoPower;
+        // Dispatched at 1 and 6, both timed out (deadlines 6 and 11); the third crew,
+        // dispatched at 11, acknowledged at 13: met in 2 minutes.
+        let mut t = walked(ticket("A", NoPower, Urban, 0), &[11, 13]);
+        t.acknowledge_timeouts = vec![at(6), at(11)];
+        let ack = |from, to| {
+            let window = Window::new(at(from), at(to)).unwrap();
+            let s = summarize_sla([&t], &policy, window, at(600));
+            let counts = stage(&s, SlaStage::Acknowledge).all.clone();
+            (
+                counts.count,
+                counts.met,
+                counts.breached,
+                counts.open_breached,
+            )
+        };
+        assert_eq!(ack(0, 600), (3, 1, 2, 0));
+        assert_eq!(
+            ack(0, 10),
+            (1, 0, 1, 0),
+            "only the first deadline is in the window"
+        );
+        assert_eq!(ack(10, 600), (2, 1, 1, 0));
+        let window = Window::new(at(0), at(600)).unwrap();
+        let s = summarize_sla([&t], &policy, window, at(600));
+        let all = &stage(&s, SlaStage::Acknowledge).all;
+        assert_eq!(
+            all.minutes,
+            vec![2.0],
+            "a missed acknowledgement has no minutes"
+        );
+        assert_eq!(all.compliance_percent(), Some(33.3));
+        // A cancelled or merged ticket counts nowhere, its timeouts included.
+        t.state = TicketState::Cancelled;
+        let s = summarize_sla([&t], &policy, window, at(600));
+        assert_eq!(stage(&s, SlaStage::Acknowledge).all.count, 0);
     }
 
     #[test]
