@@ -4,7 +4,8 @@
 
 use anyhow::Context;
 
-/// CPU seconds (user + system, all threads) used so far by each of `pids`, summed.
+/// CPU seconds (user + system, all threads, and children waited for) used so far by each of
+/// `pids`, summed. Children count because Redis forks one for every AOF rewrite.
 pub fn seconds(pids: &[u32]) -> anyhow::Result<f64> {
     let ticks = procfs::ticks_per_second() as f64;
     let mut total = 0.0;
@@ -13,7 +14,8 @@ pub fn seconds(pids: &[u32]) -> anyhow::Result<f64> {
         let stat = procfs::process::Process::new(pid)
             .and_then(|p| p.stat())
             .with_context(|| format!("reading /proc/{pid}/stat"))?;
-        total += (stat.utime + stat.stime) as f64 / ticks;
+        let children = u64::try_from(stat.cutime + stat.cstime).unwrap_or(0);
+        total += (stat.utime + stat.stime + children) as f64 / ticks;
     }
     Ok(total)
 }

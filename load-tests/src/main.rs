@@ -73,8 +73,8 @@ struct UnderTest {
     crew_tokens: std::collections::HashMap<String, String>,
     /// Every server process of this backend (instances and Redis), for their CPU time.
     pids: Vec<u32>,
-    /// Kept alive while the services use it.
-    _redis: Option<redis::RedisProcess>,
+    /// Kept alive while the services use it; asked for its AOF rewrites.
+    redis: Option<redis::RedisProcess>,
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
             urls,
             crew_tokens,
             pids,
-            _redis: redis,
+            redis,
         });
     }
 
@@ -173,6 +173,11 @@ async fn main() -> anyhow::Result<()> {
             let mut first = None;
             for (i, backend) in under_test.iter().enumerate() {
                 let cpu_before = cpu::seconds(&backend.pids)?;
+                let rewrites_before = backend
+                    .redis
+                    .as_ref()
+                    .map(redis::RedisProcess::aof_rewrites)
+                    .transpose()?;
                 let measured = match scenario {
                     Scenario::Create => {
                         clients::run_create(
@@ -203,6 +208,13 @@ async fn main() -> anyhow::Result<()> {
                 if let Some(acks) = &measured.secondary {
                     // Their CPU is inside the row above: the two kinds share the processes.
                     print_row("  of which crew acks", acks, None, &baseline);
+                }
+                if let (Some(redis), Some(before)) = (&backend.redis, rewrites_before) {
+                    // Not waited for: a rewrite still running shows in the next measurement.
+                    let during = redis.aof_rewrites()?.saturating_sub(before);
+                    println!(
+                        "|   Redis AOF rewrites started during it: {during} | | | | | | | | | |"
+                    );
                 }
                 let throughput = measured.throughput();
                 shares[i].push(throughput / baseline.throughput().max(f64::MIN_POSITIVE));

@@ -60,6 +60,27 @@ impl RedisProcess {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// AOF rewrites so far: each forks a child that rewrites the whole file, a burst of CPU
+    /// and disk on this machine's two cores that a measurement should say it contains.
+    pub fn aof_rewrites(&self) -> anyhow::Result<u64> {
+        let port = self
+            .url
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .context("the Redis URL has no port")?;
+        let info = Command::new("redis-cli")
+            .args(["-p", port, "INFO", "persistence"])
+            .output()
+            .context("running redis-cli INFO persistence")?;
+        let text = String::from_utf8_lossy(&info.stdout);
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix("aof_rewrites:"))
+            .context("INFO persistence has no aof_rewrites")?
+            .parse()
+            .context("aof_rewrites is not a number")
+    }
 }
 
 impl Drop for RedisProcess {
