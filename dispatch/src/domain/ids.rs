@@ -1,18 +1,23 @@
 //! Identifiers of the domain's things, as distinct types so a crew id can never be passed
 //! where a ticket id is meant.
+//!
+//! Each holds its text in an `Arc<str>`: the engine copies ids into events, queue keys,
+//! deadlines and indexes (a new ticket's id about fifteen times), and a copy is then a
+//! reference count, not an allocation.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
-            pub fn new(id: impl Into<String>) -> Self {
+            pub fn new(id: impl Into<Arc<str>>) -> Self {
                 Self(id.into())
             }
 
