@@ -1,8 +1,24 @@
-//! CPU time spent by the server processes during a measurement, from `/proc`. Throughput on
-//! a shared two-core machine swings with whatever else runs; the CPU the servers spent per
-//! request moves much less, so it is the steadier figure for comparing two builds.
+//! CPU time spent by the server processes during a measurement, and their memory, from
+//! `/proc`. Throughput on a shared two-core machine swings with whatever else runs; the CPU
+//! the servers spent per request moves much less, so it is the steadier figure for
+//! comparing two builds.
 
 use anyhow::Context;
+
+/// Resident memory of `pids` now, summed, in MiB: what the open tickets a measurement
+/// leaves behind cost the servers.
+pub fn resident_mib(pids: &[u32]) -> anyhow::Result<f64> {
+    let page = procfs::page_size() as f64;
+    let mut total = 0.0;
+    for &pid in pids {
+        let pid = i32::try_from(pid).context("a process id out of range")?;
+        let statm = procfs::process::Process::new(pid)
+            .and_then(|p| p.statm())
+            .with_context(|| format!("reading /proc/{pid}/statm"))?;
+        total += statm.resident as f64 * page / (1024.0 * 1024.0);
+    }
+    Ok(total)
+}
 
 /// CPU seconds (user + system, all threads, and children waited for) used so far by each of
 /// `pids`, summed. Children count because Redis forks one for every AOF rewrite.

@@ -209,6 +209,10 @@ async fn main() -> anyhow::Result<()> {
                     // Their CPU is inside the row above: the two kinds share the processes.
                     print_row("  of which crew acks", acks, None, &baseline);
                 }
+                println!(
+                    "|   server memory after it: {:.0} MiB resident | | | | | | | | | |",
+                    cpu::resident_mib(&backend.pids)?
+                );
                 if let (Some(redis), Some(before)) = (&backend.redis, rewrites_before) {
                     // Not waited for: a rewrite still running shows in the next measurement.
                     let during = redis.aof_rewrites()?.saturating_sub(before);
