@@ -26,6 +26,19 @@ fn stage<'a>(summary: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no stage {name} in {summary}"))
 }
 
+/// The SLA summary for the `hours` from `start`, asked as a supervisor.
+async fn sla_summary(app: &TestApp, start: Timestamp, hours: i64) -> Value {
+    let from = rfc3339(start);
+    let to = rfc3339(Timestamp::from_millis(
+        start.as_millis() + hours * 3_600_000,
+    ));
+    let (status, summary) = app
+        .get(&format!("/v1/sla/summary?from={from}&to={to}"), SUPERVISOR)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{summary}");
+    summary
+}
+
 /// Steps one crew action at the clock's current time.
 async fn step(app: &TestApp, ticket: &Value, token: &str, name: &str) {
     app.walk(ticket, token, &[name]).await;
@@ -140,12 +153,7 @@ async fn an_open_ticket_past_its_deadline_counts_as_breached() {
     step(&app, &ticket, &token, "depart").await;
     // Not there after 50 minutes: the urban arrival deadline (45) has passed.
     clock.advance_minutes(50);
-    let from = rfc3339(start);
-    let to = rfc3339(Timestamp::from_millis(start.as_millis() + 7_200_000));
-    let (status, summary) = app
-        .get(&format!("/v1/sla/summary?from={from}&to={to}"), SUPERVISOR)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{summary}");
+    let summary = sla_summary(&app, start, 2).await;
     let arrive = stage(&summary, "arrive");
     assert_eq!(arrive["breached"], 1, "{arrive}");
     assert_eq!(arrive["open_breached"], 1, "{arrive}");
@@ -282,12 +290,7 @@ async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack
     let token = app.crew_token_of(&redispatched).await;
     step(&app, &redispatched, &token, "ack").await;
 
-    let from = rfc3339(start);
-    let to = rfc3339(Timestamp::from_millis(start.as_millis() + 3_600_000));
-    let (status, summary) = app
-        .get(&format!("/v1/sla/summary?from={from}&to={to}"), SUPERVISOR)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{summary}");
+    let summary = sla_summary(&app, start, 1).await;
     let ack = stage(&summary, "acknowledge");
     assert_eq!(ack["count"], 2, "{ack}");
     assert_eq!(ack["met"], 1, "{ack}");
