@@ -26,6 +26,14 @@ fn stage<'a>(summary: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no stage {name} in {summary}"))
 }
 
+/// A service whose clock moves only when the test says, and the time it starts at.
+async fn app_on_a_manual_clock() -> (Timestamp, Arc<ManualClock>, TestApp) {
+    let start = SystemClock.now();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    (start, clock, app)
+}
+
 /// The SLA summary for the `hours` from `start`, asked as a supervisor.
 async fn sla_summary(app: &TestApp, start: Timestamp, hours: i64) -> Value {
     let from = rfc3339(start);
@@ -58,9 +66,7 @@ async fn station_customers(app: &TestApp) -> u64 {
 
 #[tokio::test]
 async fn a_walked_ticket_shows_in_the_sla_summary_and_the_reliability_indices() {
-    let start = SystemClock.now();
-    let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let (start, clock, app) = app_on_a_manual_clock().await;
     // One customer without power at the urban station; the clock moves between steps:
     // report 0 → ack 3 → depart 3 → arrive 43 → restore 103 → return 113 (minutes).
     let ticket = app
@@ -142,9 +148,7 @@ async fn a_walked_ticket_shows_in_the_sla_summary_and_the_reliability_indices() 
 
 #[tokio::test]
 async fn an_open_ticket_past_its_deadline_counts_as_breached() {
-    let start = SystemClock.now();
-    let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let (start, clock, app) = app_on_a_manual_clock().await;
     let ticket = app
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
@@ -166,9 +170,7 @@ async fn an_open_ticket_past_its_deadline_counts_as_breached() {
 
 #[tokio::test]
 async fn an_open_ticket_has_an_estimated_restoration_time() {
-    let start = SystemClock.now();
-    let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let (_, _, app) = app_on_a_manual_clock().await;
     let created = app
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
@@ -266,9 +268,7 @@ async fn bad_report_queries_are_refused() {
 /// crew's acknowledgement in time is met (as `dispatch_sla_total` counts them).
 #[tokio::test]
 async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack() {
-    let start = SystemClock.now();
-    let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let (start, clock, app) = app_on_a_manual_clock().await;
     let ticket = app
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
