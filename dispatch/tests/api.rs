@@ -11,10 +11,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-fn id(ticket: &Value) -> &str {
-    ticket["id"].as_str().unwrap()
-}
-
 fn events(ticket: &Value) -> Vec<String> {
     ticket["timeline"]
         .as_array()

@@ -18,10 +18,6 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-fn id(ticket: &Value) -> &str {
-    ticket["id"].as_str().unwrap()
-}
-
 mod reads {
     use super::*;
     use dispatch::api::wire::rfc3339;

@@ -280,10 +280,7 @@ async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack
         .await
         .expect("deadlines fire");
     let (_, redispatched) = app
-        .get(
-            &format!("/v1/tickets/{}", ticket["id"].as_str().unwrap()),
-            SUPERVISOR,
-        )
+        .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
         .await;
     assert_eq!(redispatched["state"], "dispatched", "{redispatched}");
     clock.advance_minutes(1);

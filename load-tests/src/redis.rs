@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 pub struct RedisProcess {
     pub url: String,
+    port: u16,
     child: Child,
     _dir: tempfile::TempDir,
 }
@@ -50,6 +51,7 @@ pub fn start() -> anyhow::Result<RedisProcess> {
     }
     Ok(RedisProcess {
         url: format!("redis://127.0.0.1:{port}/"),
+        port,
         child,
         _dir: dir,
     })
@@ -64,14 +66,8 @@ impl RedisProcess {
     /// AOF rewrites so far: each forks a child that rewrites the whole file, a burst of CPU
     /// and disk on this machine's two cores that a measurement should say it contains.
     pub fn aof_rewrites(&self) -> anyhow::Result<u64> {
-        let port = self
-            .url
-            .trim_end_matches('/')
-            .rsplit(':')
-            .next()
-            .context("the Redis URL has no port")?;
         let info = Command::new("redis-cli")
-            .args(["-p", port, "INFO", "persistence"])
+            .args(["-p", &self.port.to_string(), "INFO", "persistence"])
             .output()
             .context("running redis-cli INFO persistence")?;
         let text = String::from_utf8_lossy(&info.stdout);

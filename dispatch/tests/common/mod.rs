@@ -91,6 +91,11 @@ pub fn report_at(lat: f64, lon: f64, category: &str) -> Value {
     })
 }
 
+/// A ticket's id, from its JSON.
+pub fn id(ticket: &Value) -> &str {
+    ticket["id"].as_str().expect("a ticket has an id")
+}
+
 pub fn report() -> Value {
     report_at(STATION_LAT, STATION_LON, "other")
 }
