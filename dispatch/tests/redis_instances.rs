@@ -2,7 +2,9 @@
 //! real three-master Redis Cluster), started by the tests. Whatever instance each call lands
 //! on, no crew is sent to two jobs, no ticket gets two crews, every timeline runs without
 //! gaps, both instances answer the same for every ticket; Redis killed under load loses no
-//! ticket that got a 201; and a deadline two instances race for acts once.
+//! ticket that got a 201; the deciding instance killed, the other refuses writes with
+//! `no_leader` until its lease lapses and then takes over; and a deadline two instances race
+//! for acts once.
 
 // Tests: a panic is a failed test, and helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -560,6 +562,109 @@ async fn redis_killed_under_load_loses_no_ticket_that_got_a_201() {
                 "ticket {id} got a 201 and is missing"
             );
         }
+    }
+}
+
+/// The deciding instance dies. Until the other takes the lease over, a write on it is
+/// answered 503 `no_leader` with Retry-After (it cannot reach the holder, and it never
+/// decides behind a live lease); then it decides, takes writes, and holds every ticket that
+/// got a 201 before the death.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deciding_instance_dies_and_the_other_takes_over() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let config = write_config(
+            dir.path(),
+            &format!("huizhou-{name}"),
+            &[redis.url()],
+            "huizhou",
+        );
+        instances.push(ServiceProcess::start(&config).await);
+    }
+    let mut created = Vec::new();
+    for n in 0..6 {
+        let (status, ticket) = call_retrying(
+            &instances[n % 2],
+            Method::POST,
+            "/v1/tickets",
+            AGENT,
+            Some(&spread_report(n)),
+            Some(&format!("before-{n}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        created.push(id(&ticket).to_owned());
+    }
+    // The lease names its holder by the address it advertises (its bind address here).
+    let lease = redis.cli(&["GET", "dispatch:{huizhou}:lease"]).unwrap();
+    let holder = instances
+        .iter()
+        .position(|i| lease.contains(&i.addr.to_string()))
+        .unwrap_or_else(|| panic!("no instance holds the lease {lease:?}"));
+    let mut dead = instances.remove(holder);
+    let survivor = instances.remove(0);
+    dead.child.kill().await.unwrap();
+    let killed_at = std::time::Instant::now();
+
+    // The holder renews every third of lease_ms (1500 ms), so its lease outlives it by at
+    // least 1000 ms: no write may be taken before that, and none refused otherwise than
+    // with `no_leader` (nothing was sent to a holder that can decide).
+    let lease_outlives = Duration::from_millis(1000);
+    let mut refused_early = 0;
+    let mut n = 0;
+    let ticket = loop {
+        n += 1;
+        assert!(killed_at.elapsed() < TAKEOVER, "no takeover");
+        let response = client()
+            .post(survivor.url("/v1/tickets"))
+            .bearer_auth(AGENT)
+            .header("Idempotency-Key", format!("after-{n}"))
+            .json(&spread_report(100 + n))
+            .send()
+            .await
+            .unwrap();
+        let answered_after = killed_at.elapsed();
+        let status = response.status();
+        let retry_after = response.headers().contains_key("retry-after");
+        let body: Value = response.json().await.unwrap();
+        if status == StatusCode::CREATED {
+            assert!(
+                answered_after >= lease_outlives,
+                "a write was taken {answered_after:?} after the holder died, inside its lease"
+            );
+            break body;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(retry_after, "a 503 without Retry-After: {body}");
+        if answered_after < lease_outlives {
+            assert_eq!(body["error"]["code"], "no_leader", "{body}");
+            refused_early += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The first write went out right after the kill, well inside the dead holder's lease.
+    assert!(
+        refused_early > 0,
+        "no write was answered while the dead holder's lease ran"
+    );
+    created.push(id(&ticket).to_owned());
+    for ticket in &created {
+        let (status, body) = call_retrying(
+            &survivor,
+            Method::GET,
+            &format!("/v1/tickets/{ticket}"),
+            AGENT,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "ticket {ticket} got a 201 and is missing: {body}"
+        );
     }
 }
 
