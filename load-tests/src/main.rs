@@ -217,7 +217,8 @@ async fn main() -> anyhow::Result<()> {
                     // Not waited for: a rewrite still running shows in the next measurement.
                     let during = redis.aof_rewrites()?.saturating_sub(before);
                     println!(
-                        "|   Redis AOF rewrites started during it: {during} | | | | | | | | | |"
+                        "|   Redis AOF rewrites started during it: {during}; Redis data after it: {:.0} MiB | | | | | | | | | |",
+                        redis.used_memory_mib()?
                     );
                 }
                 let throughput = measured.throughput();

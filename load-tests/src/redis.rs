@@ -66,16 +66,27 @@ impl RedisProcess {
     /// AOF rewrites so far: each forks a child that rewrites the whole file, a burst of CPU
     /// and disk on this machine's two cores that a measurement should say it contains.
     pub fn aof_rewrites(&self) -> anyhow::Result<u64> {
+        self.info_number("persistence", "aof_rewrites")
+    }
+
+    /// What Redis's data takes in memory (`used_memory`), in MiB: with the log never
+    /// trimmed, what a deployment sizes its Redis host by.
+    pub fn used_memory_mib(&self) -> anyhow::Result<f64> {
+        Ok(self.info_number("memory", "used_memory")? as f64 / (1024.0 * 1024.0))
+    }
+
+    fn info_number(&self, section: &str, field: &str) -> anyhow::Result<u64> {
         let info = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "INFO", "persistence"])
+            .args(["-p", &self.port.to_string(), "INFO", section])
             .output()
-            .context("running redis-cli INFO persistence")?;
+            .with_context(|| format!("running redis-cli INFO {section}"))?;
         let text = String::from_utf8_lossy(&info.stdout);
+        let prefix = format!("{field}:");
         text.lines()
-            .find_map(|line| line.trim().strip_prefix("aof_rewrites:"))
-            .context("INFO persistence has no aof_rewrites")?
+            .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+            .with_context(|| format!("INFO {section} has no {field}"))?
             .parse()
-            .context("aof_rewrites is not a number")
+            .with_context(|| format!("{field} is not a number"))
     }
 }
 
