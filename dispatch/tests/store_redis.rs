@@ -10,7 +10,9 @@ mod common;
 
 use common::redis::RedisServer;
 use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
-use dispatch::store::conformance::{Backend, events_batch, numbered_batch, replay_all};
+use dispatch::store::conformance::{
+    Backend, acknowledged, crew_position, departed, events_batch, numbered_batch, replay_all,
+};
 use dispatch::store::redis::RedisOptions;
 use dispatch::store::{Durability, Lease, RedisStore, SharedLog, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -319,4 +321,58 @@ async fn a_redis_that_dies_fails_appends_and_what_it_acknowledged_survives_its_r
     let (events, recovered) = replay_all(&after).await;
     assert_eq!(recovered.last_seq, 1, "only the acknowledged batch");
     assert_eq!(events, numbered_batch(1).events);
+}
+
+/// A timeline lists the log entries that hold its ticket's events, not the events again; one
+/// written before (each event's JSON in the list) still reads, in order, with what came after.
+#[tokio::test]
+async fn a_timeline_names_log_entries_and_one_of_events_still_reads() {
+    let server = RedisServer::start();
+    let store = open(&server, "timelines").await;
+    lead(&server, &store).await;
+    let key = "dispatch:{timelines}:timeline:T-1";
+    let written_before = acknowledged(1, "T-1");
+    server
+        .cli(&[
+            "RPUSH",
+            key,
+            &serde_json::to_string(&written_before).unwrap(),
+        ])
+        .unwrap();
+    store
+        .append(
+            events_batch(vec![
+                departed(2, "T-1"),
+                crew_position(3),
+                acknowledged(4, "T-2"),
+                departed(5, "T-1"),
+            ]),
+            Durability::Durable,
+        )
+        .await
+        .unwrap();
+    store
+        .append(
+            events_batch(vec![acknowledged(6, "T-2")]),
+            Durability::Durable,
+        )
+        .await
+        .unwrap();
+
+    let timeline = store.timeline(&TicketId::new("T-1")).await.unwrap();
+    assert_eq!(
+        timeline,
+        vec![written_before, departed(2, "T-1"), departed(5, "T-1")]
+    );
+    let t2 = store.timeline(&TicketId::new("T-2")).await.unwrap();
+    assert_eq!(t2, vec![acknowledged(4, "T-2"), acknowledged(6, "T-2")]);
+    // One list entry per batch that touched the ticket: the old event, then one log id.
+    let entries = server.cli(&["LRANGE", key, "0", "-1"]).unwrap();
+    let entries: Vec<&str> = entries.lines().collect();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert!(entries[0].starts_with('{'), "{entries:?}");
+    assert!(
+        entries[1].contains('-') && !entries[1].contains('{'),
+        "not a log entry id: {entries:?}"
+    );
 }

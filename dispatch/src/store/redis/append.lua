@@ -8,8 +8,10 @@
 -- ARGV: 1 lease value, 2 sequence number of the first batch, 3 number of batches, then per
 --       batch: payload, idempotency key ('' for none), idempotency record, crew token
 --       field ('' for none), crew id, claim count, claims (op, crew, ticket)...,
---       timeline count, per timeline (key index, event count, events...), hash count, per
---       hash (key index, field count, field, value...)
+--       timeline count, timeline key indexes..., hash count, per hash (key index, field
+--       count, field, value...)
+-- A timeline gets the id of the log entry that holds its ticket's events: they are written
+-- once, in the log.
 -- Errors (nothing written): NOTLEADER, OUTOFSEQ, CLAIM.
 
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then
@@ -26,7 +28,7 @@ local batches = {}
 local at = 4
 for _ = 1, tonumber(ARGV[3]) do
   local b = { payload = ARGV[at], idem_key = ARGV[at + 1], idem = ARGV[at + 2],
-              token = ARGV[at + 3], token_crew = ARGV[at + 4], claims = {}, pushes = {},
+              token = ARGV[at + 3], token_crew = ARGV[at + 4], claims = {}, timelines = {},
               updates = {} }
   at = at + 5
   for _ = 1, tonumber(ARGV[at]) do
@@ -35,11 +37,8 @@ for _ = 1, tonumber(ARGV[3]) do
   end
   at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
-    local key, n = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-    local values = {}
-    for i = 1, n do values[i] = ARGV[at + 2 + i] end
-    table.insert(b.pushes, { key, values })
-    at = at + 2 + n
+    table.insert(b.timelines, tonumber(ARGV[at + 1]))
+    at = at + 1
   end
   at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
@@ -90,10 +89,10 @@ end
 local seq = last
 for _, b in ipairs(batches) do
   seq = seq + 1
-  redis.call('XADD', KEYS[1], '*', 'seq', seq, 'batch', b.payload)
+  local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'batch', b.payload)
   if b.idem_key ~= '' then redis.call('HSET', KEYS[4], b.idem_key, b.idem) end
   if b.token ~= '' then redis.call('HSET', KEYS[5], b.token, b.token_crew) end
-  for _, p in ipairs(b.pushes) do redis.call('RPUSH', KEYS[p[1]], unpack(p[2])) end
+  for _, t in ipairs(b.timelines) do redis.call('RPUSH', KEYS[t], id) end
   for _, u in ipairs(b.updates) do redis.call('HSET', KEYS[u[1]], unpack(u[2])) end
 end
 for crew, ticket in pairs(crew_job) do

@@ -28,7 +28,7 @@
 //! | `dispatch:{ns}:crew-jobs`             | hash   | crew → its ticket                        |
 //! | `dispatch:{ns}:ticket-crews`          | hash   | ticket → its crew                        |
 //! | `dispatch:{ns}:ticket:{id}`           | hash   | state, last event, station, incident     |
-//! | `dispatch:{ns}:timeline:{id}`         | list   | the ticket's events, JSON, oldest first  |
+//! | `dispatch:{ns}:timeline:{id}`         | list   | ids of the log entries with its events   |
 //!
 //! # Durability
 //! A batch is answered once Redis has answered the script: durable as far as Redis's own
@@ -47,7 +47,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisError, RedisFuture, Script, Value};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -322,6 +322,17 @@ impl RedisStore {
         lock_state(&self.state)
     }
 
+    async fn pipeline<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.options.timeout, pipe.query_async(&mut connection)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(StoreError::Unavailable(format!("Redis: {error}"))),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
+        }
+    }
+
     async fn command<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
         match tokio::time::timeout(self.options.timeout, cmd.query_async(&mut connection)).await {
@@ -462,14 +473,8 @@ fn encode(
 ) -> Result<(), StoreError> {
     let unencodable =
         |e: serde_json::Error| StoreError::Unavailable(format!("cannot encode a batch: {e}"));
-    // Each event is serialized once: for its ticket's timeline, and inside the log entry.
-    let events = batch
-        .events
-        .iter()
-        .map(serde_json::to_string)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(unencodable)?;
-    let mut payload = format!("{{\"events\":[{}]", events.join(","));
+    let events = serde_json::to_string(&batch.events).map_err(unencodable)?;
+    let mut payload = format!("{{\"events\":{events}");
     if let Some(record) = &batch.idempotency {
         payload.push_str(",\"idempotency\":");
         payload.push_str(&serde_json::to_string(record).map_err(unencodable)?);
@@ -503,11 +508,13 @@ fn encode(
         })
     };
     let mut claims = Vec::new();
-    // One RPUSH per timeline and one HSET per ticket hash, however many events: Redis's
-    // time is the shared resource of every instance.
-    let mut pushes: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    // A timeline lists the log entries that hold its ticket's events, one per batch however
+    // many events: the events themselves are written once, in the log. (Redis's time and
+    // memory are what every instance shares, and the log is never trimmed.)
+    let mut timelines: BTreeSet<usize> = BTreeSet::new();
+    // One HSET per ticket hash, however many events.
     let mut updates: BTreeMap<usize, Vec<(&str, String)>> = BTreeMap::new();
-    for (event, json) in batch.events.iter().zip(events) {
+    for event in &batch.events {
         match &event.kind {
             EventKind::Dispatched { ticket, crew, .. } => {
                 claims.push(("claim", crew.as_str(), ticket.as_str()));
@@ -525,10 +532,7 @@ fn encode(
         let Some(ticket) = event.kind.ticket() else {
             continue;
         };
-        pushes
-            .entry(index_of(keys.timeline(ticket)))
-            .or_default()
-            .push(json);
+        timelines.insert(index_of(keys.timeline(ticket)));
         let fields = updates.entry(index_of(keys.ticket(ticket))).or_default();
         fields.push(("last_event", event.kind.name().to_owned()));
         fields.push(("updated_at", event.at.as_millis().to_string()));
@@ -556,12 +560,12 @@ fn encode(
             ticket.as_bytes().to_vec(),
         ]);
     }
-    args.push(pushes.len().to_string().into_bytes());
-    for (index, events) in pushes {
-        args.push(index.to_string().into_bytes());
-        args.push(events.len().to_string().into_bytes());
-        args.extend(events.into_iter().map(String::into_bytes));
-    }
+    args.push(timelines.len().to_string().into_bytes());
+    args.extend(
+        timelines
+            .into_iter()
+            .map(|index| index.to_string().into_bytes()),
+    );
     args.push(updates.len().to_string().into_bytes());
     for (index, fields) in updates {
         args.push(index.to_string().into_bytes());
@@ -857,17 +861,53 @@ impl Store for RedisStore {
 
     fn timeline(&self, ticket: &TicketId) -> BoxFuture<'_, Result<Vec<Event>, StoreError>> {
         let key = self.keys.timeline(ticket);
+        let ticket = ticket.clone();
         async move {
             let entries: Vec<Vec<u8>> = self
                 .command(redis::cmd("LRANGE").arg(&key).arg(0).arg(-1))
                 .await?;
-            entries
-                .iter()
-                .map(|json| {
-                    serde_json::from_slice(json)
-                        .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))
-                })
-                .collect()
+            // Each entry is the id of a log entry holding some of the ticket's events, or (as
+            // written before the log held them alone) one event's JSON.
+            let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("{key}: {e}"));
+            let mut lookups = redis::pipe();
+            for entry in entries.iter().filter(|e| !e.starts_with(b"{")) {
+                lookups
+                    .cmd("XRANGE")
+                    .arg(self.keys.log())
+                    .arg(entry.as_slice())
+                    .arg(entry.as_slice());
+            }
+            let mut batches = if lookups.is_empty() {
+                Vec::new()
+            } else {
+                self.pipeline::<Vec<redis::streams::StreamRangeReply>>(&lookups)
+                    .await?
+            }
+            .into_iter();
+            let mut timeline = Vec::new();
+            for entry in &entries {
+                if entry.starts_with(b"{") {
+                    timeline.push(serde_json::from_slice(entry).map_err(corrupt)?);
+                    continue;
+                }
+                let found = batches
+                    .next()
+                    .and_then(|range| range.ids.into_iter().next());
+                let Some(found) = found else {
+                    return Err(StoreError::Corrupt(format!(
+                        "{key} names log entry {} and the log has none",
+                        String::from_utf8_lossy(entry)
+                    )));
+                };
+                let Sequenced { batch, .. } = decode_entry(&found.id, &found.map)?;
+                timeline.extend(
+                    batch
+                        .events
+                        .into_iter()
+                        .filter(|event| event.kind.ticket() == Some(&ticket)),
+                );
+            }
+            Ok(timeline)
         }
         .boxed()
     }
