@@ -57,6 +57,12 @@ struct Args {
     /// Redis the harness starts, with `appendfsync always`).
     #[arg(long, value_delimiter = ',', default_value = "embedded")]
     backends: Vec<BackendName>,
+    /// Redis's automatic AOF rewrites: `auto` (Redis's defaults: whenever the file has
+    /// doubled past 64 MB) or `off` (`auto-aof-rewrite-percentage 0`, as a deployment that
+    /// runs BGREWRITEAOF off-peak would). At the harness's rates `auto` rewrites the whole,
+    /// never-trimmed log every few seconds on the cores the instances use.
+    #[arg(long, value_enum, default_value = "auto")]
+    redis_aof_rewrite: redis::AofRewrite,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
         let (name, redis, spec, instances) = match backend {
             BackendName::Embedded => ("embedded", None, service::Backend::Embedded, 1),
             BackendName::Redis => {
-                let redis = redis::start()?;
+                let redis = redis::start(args.redis_aof_rewrite)?;
                 let spec = service::Backend::Redis {
                     url: redis.url.clone(),
                 };

@@ -1,6 +1,7 @@
 //! A `redis-server` for the Redis measurements (Debian's package; `scripts/test.sh` installs
 //! it): on a free loopback port, in a temporary directory, with the persistence the service
-//! asks for in production (`appendonly yes`, `appendfsync always`); killed when dropped.
+//! asks for in production (`appendonly yes`, `appendfsync always`), automatic AOF rewrites as
+//! `--redis-aof-rewrite` says; killed when dropped.
 
 use anyhow::{Context, bail};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,16 @@ pub struct RedisProcess {
     _dir: tempfile::TempDir,
 }
 
-pub fn start() -> anyhow::Result<RedisProcess> {
+/// Whether Redis rewrites its append-only file by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AofRewrite {
+    /// Redis's defaults (`auto-aof-rewrite-percentage 100`, `auto-aof-rewrite-min-size 64mb`).
+    Auto,
+    /// `auto-aof-rewrite-percentage 0`: only an explicit BGREWRITEAOF rewrites.
+    Off,
+}
+
+pub fn start(rewrite: AofRewrite) -> anyhow::Result<RedisProcess> {
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -30,6 +40,10 @@ pub fn start() -> anyhow::Result<RedisProcess> {
             "--save",
             "",
         ])
+        .args(match rewrite {
+            AofRewrite::Auto => &[][..],
+            AofRewrite::Off => &["--auto-aof-rewrite-percentage", "0"][..],
+        })
         .args(["--logfile", ""])
         .stdout(Stdio::null())
         .spawn()
