@@ -556,22 +556,27 @@ async fn redis_killed_under_load_loses_no_ticket_that_got_a_201() {
     );
     let created = created.lock().unwrap().clone();
     for instance in &instances {
-        for id in &created {
-            let (status, _) = call_retrying(
-                instance,
-                Method::GET,
-                &format!("/v1/tickets/{id}"),
-                AGENT,
-                None,
-                None,
-            )
-            .await;
-            assert_eq!(
-                status,
-                StatusCode::OK,
-                "ticket {id} got a 201 and is missing"
-            );
-        }
+        holds_every(instance, &created).await;
+    }
+}
+
+/// Every ticket that got a 201 reads back from `instance`.
+async fn holds_every(instance: &ServiceProcess, created: &[String]) {
+    for id in created {
+        let (status, body) = call_retrying(
+            instance,
+            Method::GET,
+            &format!("/v1/tickets/{id}"),
+            AGENT,
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "ticket {id} got a 201 and is missing: {body}"
+        );
     }
 }
 
@@ -664,22 +669,7 @@ async fn the_deciding_instance_dies_and_the_other_takes_over() {
         "no write was sent while the dead holder's lease ran"
     );
     created.push(id(&ticket).to_owned());
-    for ticket in &created {
-        let (status, body) = call_retrying(
-            &survivor,
-            Method::GET,
-            &format!("/v1/tickets/{ticket}"),
-            AGENT,
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(
-            status,
-            StatusCode::OK,
-            "ticket {ticket} got a 201 and is missing: {body}"
-        );
-    }
+    holds_every(&survivor, &created).await;
 }
 
 mod deadline_race {

@@ -322,20 +322,22 @@ impl RedisStore {
         lock_state(&self.state)
     }
 
-    async fn pipeline<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.options.timeout, pipe.query_async(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(StoreError::Unavailable(format!("Redis: {error}"))),
-            Err(_) => Err(StoreError::Unavailable(
-                "Redis did not answer in time".into(),
-            )),
-        }
-    }
-
     async fn command<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.options.timeout, cmd.query_async(&mut connection)).await {
+        self.bounded(cmd.query_async(&mut connection)).await
+    }
+
+    async fn pipeline<T: redis::FromRedisValue>(&self, pipe: &Pipeline) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        self.bounded(pipe.query_async(&mut connection)).await
+    }
+
+    /// A read's answer, or `Unavailable` when Redis fails it or does not answer in time.
+    async fn bounded<T>(
+        &self,
+        answer: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.options.timeout, answer).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(StoreError::Unavailable(format!("Redis: {error}"))),
             Err(_) => Err(StoreError::Unavailable(
