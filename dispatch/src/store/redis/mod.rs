@@ -870,12 +870,14 @@ impl Store for RedisStore {
                 .await?;
             // Each entry is the id of a log entry holding some of the ticket's events, or (as
             // written before the log held them alone) one event's JSON.
+            let is_event = |entry: &[u8]| entry.starts_with(b"{");
             let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("{key}: {e}"));
+            let log = self.keys.log();
             let mut lookups = redis::pipe();
-            for entry in entries.iter().filter(|e| !e.starts_with(b"{")) {
+            for entry in entries.iter().filter(|e| !is_event(e)) {
                 lookups
                     .cmd("XRANGE")
-                    .arg(self.keys.log())
+                    .arg(&log)
                     .arg(entry.as_slice())
                     .arg(entry.as_slice());
             }
@@ -888,7 +890,7 @@ impl Store for RedisStore {
             .into_iter();
             let mut timeline = Vec::new();
             for entry in &entries {
-                if entry.starts_with(b"{") {
+                if is_event(entry) {
                     timeline.push(serde_json::from_slice(entry).map_err(corrupt)?);
                     continue;
                 }
