@@ -26,6 +26,17 @@ pub fn seconds(pids: &[u32]) -> anyhow::Result<f64> {
     })
 }
 
+/// CPU seconds (user + system, all threads) this process, the harness, has used so far: the
+/// clients share the two cores with the servers, so what they spend is capacity the servers
+/// do not get.
+pub fn own_seconds() -> anyhow::Result<f64> {
+    let ticks = procfs::ticks_per_second() as f64;
+    let stat = Process::myself()
+        .and_then(|me| me.stat())
+        .context("reading /proc/self/stat")?;
+    Ok((stat.utime + stat.stime) as f64 / ticks)
+}
+
 /// `measure` of each process in `pids`, summed; `file` names what it reads, for errors.
 fn sum_over(
     pids: &[u32],

@@ -150,9 +150,9 @@ async fn main() -> anyhow::Result<()> {
         crews.len()
     );
     println!(
-        "| measurement | requests | errors | req/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | floor req/s | ratio |"
+        "| measurement | requests | errors | req/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | client CPU µs/req | floor req/s | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let limits = clients::Limits {
         clients: args.clients,
         duration: args.seconds,
@@ -171,14 +171,22 @@ async fn main() -> anyhow::Result<()> {
             // The floor, then each backend, with the same clients and limits: each round's
             // ratios compare runs a few seconds apart.
             let cpu_before = cpu::seconds(&floor_pids)?;
+            let client_before = cpu::own_seconds()?;
             let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
             let floor_cpu = per_request_us(cpu::seconds(&floor_pids)? - cpu_before, &baseline);
+            let client_cpu = per_request_us(cpu::own_seconds()? - client_before, &baseline);
             floor_cpu_per_request.push(floor_cpu);
             let floor_row = format!("{} (floor)", scenario.name());
-            print_row(&floor_row, &baseline, Some(floor_cpu), &baseline);
+            print_row(
+                &floor_row,
+                &baseline,
+                Some((floor_cpu, client_cpu)),
+                &baseline,
+            );
             let mut first = None;
             for (i, backend) in under_test.iter().enumerate() {
                 let cpu_before = cpu::seconds(&backend.pids)?;
+                let client_before = cpu::own_seconds()?;
                 let rewrites_before = backend
                     .redis
                     .as_ref()
@@ -208,22 +216,23 @@ async fn main() -> anyhow::Result<()> {
                     }
                 };
                 let cpu = per_request_us(cpu::seconds(&backend.pids)? - cpu_before, &measured);
+                let client_cpu = per_request_us(cpu::own_seconds()? - client_before, &measured);
                 cpu_per_request[i].push(cpu);
                 let name = format!("{} ({})", scenario.name(), backend.name);
-                print_row(&name, &measured, Some(cpu), &baseline);
+                print_row(&name, &measured, Some((cpu, client_cpu)), &baseline);
                 if let Some(acks) = &measured.secondary {
                     // Their CPU is inside the row above: the two kinds share the processes.
                     print_row("  of which crew acks", acks, None, &baseline);
                 }
                 println!(
-                    "|   server memory after it: {:.0} MiB resident | | | | | | | | | |",
+                    "|   server memory after it: {:.0} MiB resident | | | | | | | | | | |",
                     cpu::resident_mib(&backend.pids)?
                 );
                 if let (Some(redis), Some(before)) = (&backend.redis, rewrites_before) {
                     // Not waited for: a rewrite still running shows in the next measurement.
                     let during = redis.aof_rewrites()?.saturating_sub(before);
                     println!(
-                        "|   Redis AOF rewrites started during it: {during}; Redis data after it: {:.0} MiB | | | | | | | | | |",
+                        "|   Redis AOF rewrites started during it: {during}; Redis data after it: {:.0} MiB | | | | | | | | | | |",
                         redis.used_memory_mib()?
                     );
                 }
@@ -236,7 +245,7 @@ async fn main() -> anyhow::Result<()> {
         let floor_cpu = median(&mut floor_cpu_per_request);
         for (i, backend) in under_test.iter().enumerate() {
             println!(
-                "| **{} ({}) — median share of the floor over {} rounds** | | | | | | | | | **{:.0} %** |",
+                "| **{} ({}) — median share of the floor over {} rounds** | | | | | | | | | | **{:.0} %** |",
                 scenario.name(),
                 backend.name,
                 args.rounds,
@@ -244,7 +253,7 @@ async fn main() -> anyhow::Result<()> {
             );
             let cpu = median(&mut cpu_per_request[i]);
             println!(
-                "| **{} ({}) — median server CPU per request, floor's {:.0} µs** | | | | | | | **{:.0} µs** | | **{:.1} × floor** |",
+                "| **{} ({}) — median server CPU per request, floor's {:.0} µs** | | | | | | | **{:.0} µs** | | | **{:.1} × floor** |",
                 scenario.name(),
                 backend.name,
                 floor_cpu,
@@ -253,7 +262,7 @@ async fn main() -> anyhow::Result<()> {
             );
             if i > 0 {
                 println!(
-                    "| **{} ({}) — median ratio to {}** | | | | | | | | | **{:.0} %** |",
+                    "| **{} ({}) — median ratio to {}** | | | | | | | | | | **{:.0} %** |",
                     scenario.name(),
                     backend.name,
                     under_test[0].name,
@@ -280,12 +289,15 @@ fn per_request_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {
     1e6 * cpu_seconds / (outcome.requests.max(1) as f64)
 }
 
-fn print_row(name: &str, measured: &Outcome, cpu_us: Option<f64>, floor: &Outcome) {
+/// `cpu_us`: the servers' and the harness's CPU per request, when measured for this row.
+fn print_row(name: &str, measured: &Outcome, cpu_us: Option<(f64, f64)>, floor: &Outcome) {
     let h = &measured.latency_us;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    let cpu = cpu_us.map_or_else(String::new, |us| format!("{us:.0}"));
+    let (server, client) = cpu_us.map_or_else(Default::default, |(server, client)| {
+        (format!("{server:.0}"), format!("{client:.0}"))
+    });
     println!(
-        "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {cpu} | {:.0} | {:.0} % |",
+        "| {name} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {server} | {client} | {:.0} | {:.0} % |",
         measured.requests,
         measured.errors,
         measured.throughput(),
