@@ -182,7 +182,7 @@ fn decisions(region: &Region, target: usize, seed: u64) -> Vec<Decision> {
             batch: Batch {
                 events,
                 idempotency,
-                crew_token: None,
+                ..Batch::default()
             },
             durability,
         });

@@ -541,6 +541,14 @@ mod authorization {
                 json!({"crew_id": "441302-01-c1"}),
                 &[Admin],
             ),
+            // The other crew's: the admin's call revokes the tokens of the crew named, and
+            // the own crew still has to be refused after it.
+            (
+                "DELETE",
+                "/v1/admin/crews/{o}/tokens",
+                Value::Null,
+                &[Admin],
+            ),
         ]
     }
 
@@ -558,7 +566,10 @@ mod authorization {
                 "441302-01-c1"
             };
             let other = app.crew_token(other_crew).await;
-            let path = template.replace("{t}", id(&ticket)).replace("{c}", &crew);
+            let path = template
+                .replace("{t}", id(&ticket))
+                .replace("{c}", &crew)
+                .replace("{o}", other_crew);
             for caller in CALLERS {
                 let token = match caller {
                     Nobody => None,
@@ -887,6 +898,7 @@ async fn operations_endpoints_answer_without_a_token() {
         "/v1/stations",
         "/v1/crews",
         "/v1/admin/crew-tokens",
+        "/v1/admin/crews/{id}/tokens",
         "/v1/events",
         "/v1/storm",
         "/healthz",
@@ -937,6 +949,73 @@ async fn operations_endpoints_answer_without_a_token() {
         !text.contains(id(&ticket)),
         "a ticket id leaked into a label"
     );
+}
+
+#[tokio::test]
+async fn a_revoked_crew_token_opens_nothing_from_the_answer_on_even_after_a_restart() {
+    let app = TestApp::spawn().await;
+    let ticket = app.create(report()).await;
+    let crew = ticket["crew_id"].as_str().unwrap().to_owned();
+    let lost = app.crew_token(&crew).await;
+    let jobs = format!("/v1/crews/{crew}/jobs");
+    let (status, _) = app.get(&jobs, &lost).await;
+    assert_eq!(status, StatusCode::OK);
+    let other_crew = if crew == "441302-01-c1" {
+        "441302-01-c2"
+    } else {
+        "441302-01-c1"
+    };
+    let others = app.crew_token(other_crew).await;
+
+    let revoke = |crew: &str| {
+        app.request(
+            Method::DELETE,
+            &format!("/v1/admin/crews/{crew}/tokens"),
+            Some(ADMIN),
+        )
+    };
+    let (status, body) = send(revoke(&crew)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"crew_id": crew, "revoked": 1}));
+    let (status, body) = app.get(&jobs, &lost).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::UNAUTHORIZED),
+        "unauthorized"
+    );
+    // The lost phone cannot act on the job either, and the ticket is as it was.
+    let (status, _) = app
+        .post(
+            &format!("/v1/tickets/{}/ack", id(&ticket)),
+            &lost,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, now) = app
+        .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+        .await;
+    assert_eq!(now["state"], ticket["state"]);
+    // Again: nothing left to revoke. An unknown crew: 404.
+    let (status, body) = send(revoke(&crew)).await;
+    assert_eq!(
+        (status, body["revoked"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    let (status, body) = send(revoke("no-such-crew")).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::NOT_FOUND),
+        "not_found"
+    );
+    let new_phone = app.crew_token(&crew).await;
+
+    let app = TestApp::spawn_in(app.stop().await).await;
+    let (status, _) = app.get(&jobs, &lost).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.walk(&ticket, &new_phone, &["ack"]).await;
+    let (status, _) = app
+        .get(&format!("/v1/crews/{other_crew}/jobs"), &others)
+        .await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

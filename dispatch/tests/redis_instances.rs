@@ -419,6 +419,65 @@ async fn two_instances_on_one_redis_share_one_truth() {
         jobs >= held,
         "{jobs} claims in Redis for {held} tickets holding crews"
     );
+    a_revocation_reaches_every_instance(&instances).await;
+}
+
+/// Whether `token` opens `crew`'s jobs on `instance`, once the instance answers.
+async fn opens(instance: &ServiceProcess, crew: &str, token: &str) -> bool {
+    let path = format!("/v1/crews/{crew}/jobs");
+    let (status, body) = call_retrying(instance, Method::GET, &path, token, None, None).await;
+    match status {
+        StatusCode::OK => true,
+        StatusCode::UNAUTHORIZED => false,
+        other => panic!("GET {path}: {other} {body}"),
+    }
+}
+
+/// Asserts `token` opens (or not) on every instance. No waiting: a read on the instance that
+/// does not decide first follows the log as far as it went, so a mint or a revocation
+/// answered through any instance holds on all of them from that answer on.
+async fn everywhere(instances: &[Arc<ServiceProcess>], crew: &str, token: &str, want: bool) {
+    for instance in instances {
+        assert_eq!(
+            opens(instance, crew, token).await,
+            want,
+            "the token on {}",
+            instance.url("")
+        );
+    }
+}
+
+/// A token minted through one instance and revoked through the other opens nothing on
+/// either, whichever of them decides.
+async fn a_revocation_reaches_every_instance(instances: &[Arc<ServiceProcess>]) {
+    let (status, crews) =
+        call_retrying(&instances[0], Method::GET, "/v1/crews", ADMIN, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{crews}");
+    let crew = crews["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, minted) = call_retrying(
+        &instances[0],
+        Method::POST,
+        "/v1/admin/crew-tokens",
+        ADMIN,
+        Some(&json!({"crew_id": crew})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    everywhere(instances, &crew, &token, true).await;
+    let (status, revoked) = call_retrying(
+        &instances[1],
+        Method::DELETE,
+        &format!("/v1/admin/crews/{crew}/tokens"),
+        ADMIN,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked"].as_u64().unwrap() >= 1, "{revoked}");
+    everywhere(instances, &crew, &token, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

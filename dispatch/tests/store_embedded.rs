@@ -214,7 +214,7 @@ async fn a_failed_commit(fault: impl Fn(&Faulty)) {
     let doomed = Batch {
         events: vec![acknowledged(10, "T-9"), acknowledged(11, "T-9")],
         idempotency: Some(dispatch::store::conformance::idempotency_record("k", "T-9")),
-        crew_token: None,
+        ..Batch::default()
     };
     let failed = store
         .append(doomed.clone(), Durability::Durable)

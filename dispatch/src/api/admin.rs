@@ -1,10 +1,10 @@
-//! Administration: minting crew tokens.
+//! Administration: minting and revoking crew tokens.
 
 use super::AppState;
 use super::V1Errors;
 use super::error::ApiError;
-use super::extract::{Body, Who};
-use super::wire::{CrewTokenRequest, CrewTokenResponse};
+use super::extract::{Body, Id, Who};
+use super::wire::{CrewTokenRequest, CrewTokenResponse, RevokedCrewTokens};
 use crate::domain::CrewId;
 use crate::service::Action;
 use axum::Json;
@@ -35,4 +35,31 @@ pub async fn mint_crew_token(
         StatusCode::CREATED,
         Json(CrewTokenResponse { token, crew_id }),
     ))
+}
+
+/// Withdraws every token minted for a crew, for a lost or stolen phone: from the answer on
+/// they open nothing, on any instance and after restarts. Mint a new one for the new phone.
+/// Tokens from the token file are not minted and stay (they change with the file). Revoking
+/// a crew with no minted token answers `revoked: 0` and writes nothing.
+#[utoipa::path(
+    operation_id = "revoke_crew_tokens",
+    delete, path = "/v1/admin/crews/{id}/tokens", tag = "admin",
+    params(("id" = String, Path, description = "Crew id")),
+    responses((status = 200, body = RevokedCrewTokens), V1Errors),
+    security(("bearer" = []))
+)]
+pub async fn revoke_crew_tokens(
+    State(app): State<AppState>,
+    who: Who,
+    Id(id): Id,
+) -> Result<Json<RevokedCrewTokens>, ApiError> {
+    who.require(Action::RevokeCrewTokens)?;
+    let revoked = app
+        .dispatcher
+        .revoke_crew_tokens(&CrewId::new(id.clone()))
+        .await?;
+    Ok(Json(RevokedCrewTokens {
+        crew_id: id,
+        revoked,
+    }))
 }

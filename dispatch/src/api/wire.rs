@@ -349,6 +349,13 @@ pub struct CrewTokenResponse {
     pub crew_id: String,
 }
 
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RevokedCrewTokens {
+    pub crew_id: String,
+    /// How many minted tokens were withdrawn (0 when the crew had none).
+    pub revoked: usize,
+}
+
 // ---- Responses ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

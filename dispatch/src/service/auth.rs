@@ -62,6 +62,8 @@ pub enum Action {
     /// SLA summary and reliability indices.
     ReadReports,
     MintCrewToken,
+    /// Withdraws every minted token of a crew (a lost or stolen phone).
+    RevokeCrewTokens,
     /// The live event stream (`/v1/events`).
     WatchEvents,
     /// Storm mode on, off, or back to automatic.
@@ -69,7 +71,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::CreateTicket,
         Action::ListTickets,
         Action::ReadTicket,
@@ -82,6 +84,7 @@ impl Action {
         Action::ListCrews,
         Action::ReadReports,
         Action::MintCrewToken,
+        Action::RevokeCrewTokens,
         Action::WatchEvents,
         Action::SwitchStorm,
     ];
@@ -104,7 +107,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         A::ListStations | A::ListCrews | A::ReadReports | A::WatchEvents => {
             matches!(role, R::Supervisor | R::Admin)
         }
-        A::MintCrewToken => role == R::Admin,
+        A::MintCrewToken | A::RevokeCrewTokens => role == R::Admin,
     }
 }
 
@@ -152,6 +155,40 @@ impl TokenBook {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         crews.insert(digest, crew);
+    }
+
+    /// Puts `records` in place of every minted token known so far: what a rebuild from the
+    /// store recovered, so a token revoked meanwhile does not linger.
+    pub fn set_crew_tokens(&self, records: impl IntoIterator<Item = (Digest32, CrewId)>) {
+        let mut crews = self
+            .crews
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *crews = records.into_iter().collect();
+    }
+
+    /// The digests of the minted tokens bound to `crew` (configured tokens are not minted:
+    /// they go with the token file).
+    pub fn minted_for(&self, crew: &CrewId) -> Vec<Digest32> {
+        let crews = self
+            .crews
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        crews
+            .iter()
+            .filter(|(_, holder)| *holder == crew)
+            .map(|(digest, _)| *digest)
+            .collect()
+    }
+
+    pub fn remove_crew_tokens<'a>(&self, digests: impl IntoIterator<Item = &'a Digest32>) {
+        let mut crews = self
+            .crews
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for digest in digests {
+            crews.remove(digest);
+        }
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
@@ -211,6 +248,38 @@ mod tests {
     }
 
     #[test]
+    fn a_revoked_token_opens_nothing_and_the_crews_other_tokens_go_with_it() {
+        let book = TokenBook::new(&[token("crew-token-0123456789", Role::Crew)]);
+        book.add_crew_token(sha256(b"lost phone"), CrewId::new("C1"));
+        book.add_crew_token(sha256(b"spare phone"), CrewId::new("C1"));
+        book.add_crew_token(sha256(b"other crew"), CrewId::new("C2"));
+        let mut minted = book.minted_for(&CrewId::new("C1"));
+        minted.sort();
+        let mut expected = vec![sha256(b"lost phone"), sha256(b"spare phone")];
+        expected.sort();
+        // The configured crew token is the token file's, not minted: not listed.
+        assert_eq!(minted, expected);
+        book.remove_crew_tokens(&minted);
+        assert_eq!(book.authenticate("lost phone"), None);
+        assert_eq!(book.authenticate("spare phone"), None);
+        assert_eq!(
+            book.authenticate("other crew"),
+            Some(Principal::Crew(CrewId::new("C2")))
+        );
+        assert_eq!(
+            book.authenticate("crew-token-0123456789"),
+            Some(Principal::Crew(CrewId::new("C1")))
+        );
+        // A rebuild replaces what was minted with what the store recovered.
+        book.set_crew_tokens([(sha256(b"recovered"), CrewId::new("C3"))]);
+        assert_eq!(book.authenticate("other crew"), None);
+        assert_eq!(
+            book.authenticate("recovered"),
+            Some(Principal::Crew(CrewId::new("C3")))
+        );
+    }
+
+    #[test]
     fn the_matrix_follows_the_contract() {
         use Role::*;
         let allowed = |action| {
@@ -228,6 +297,7 @@ mod tests {
         assert_eq!(allowed(Action::WatchEvents), vec![Supervisor, Admin]);
         assert_eq!(allowed(Action::SwitchStorm), vec![Supervisor]);
         assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
+        assert_eq!(allowed(Action::RevokeCrewTokens), vec![Admin]);
         // Every action is open to someone.
         for action in Action::ALL {
             assert!(!allowed(action).is_empty(), "{action:?}");

@@ -407,9 +407,12 @@ impl Dispatcher {
         for record in recovered.idempotency {
             inner.idempotency.insert(record.key.clone(), record);
         }
-        for record in recovered.crew_tokens {
-            tokens.add_crew_token(record.token_sha256, record.crew);
-        }
+        tokens.set_crew_tokens(
+            recovered
+                .crew_tokens
+                .into_iter()
+                .map(|record| (record.token_sha256, record.crew)),
+        );
         let problems = inner.engine.audit();
         for problem in problems.iter().take(20) {
             tracing::error!(problem, "state rebuilt from the store breaks an invariant");
@@ -649,7 +652,7 @@ impl Dispatcher {
                     Batch {
                         events,
                         idempotency,
-                        crew_token: None,
+                        ..Batch::default()
                     },
                     Durability::Durable,
                 );
@@ -953,6 +956,47 @@ impl Dispatcher {
         self.tokens.add_crew_token(digest, crew.clone());
         tracing::info!(crew.id = %crew, "crew token minted");
         Ok(token)
+    }
+
+    /// Withdraws every token minted for `crew` (a lost or stolen phone) and answers how many;
+    /// an admin then mints a new one for the crew's new phone. Answers once the revocation is
+    /// on disk, so the tokens stay dead after a restart. Tokens from the token file are not
+    /// minted and stay: they change with the file.
+    pub async fn revoke_crew_tokens(&self, crew: &CrewId) -> Result<usize, ServiceError> {
+        let (revoked, commit) = {
+            let mut inner = self.lock()?;
+            inner
+                .engine
+                .crew(crew)
+                .ok_or(ServiceError::NotFound("crew"))?;
+            let digests = self.tokens.minted_for(crew);
+            if digests.is_empty() {
+                // Nothing to withdraw: nothing to write, and the answer says so.
+                return Ok(0);
+            }
+            self.writable()?;
+            let revoked: Vec<CrewTokenRecord> = digests
+                .into_iter()
+                .map(|token_sha256| CrewTokenRecord {
+                    token_sha256,
+                    crew: crew.clone(),
+                })
+                .collect();
+            let commit = self.commit(
+                &mut inner,
+                Batch {
+                    revoked_crew_tokens: revoked.clone(),
+                    ..Batch::default()
+                },
+                Durability::Durable,
+            );
+            (revoked, commit)
+        };
+        Self::settled(commit).await?;
+        self.tokens
+            .remove_crew_tokens(revoked.iter().map(|record| &record.token_sha256));
+        tracing::info!(crew.id = %crew, tokens = revoked.len(), "crew tokens revoked");
+        Ok(revoked.len())
     }
 
     /// Records every SLA checkpoint due now ([`Command::FireDeadlines`]): warnings,

@@ -161,6 +161,12 @@ impl Dispatcher {
         if let Some(record) = batch.crew_token {
             self.tokens.add_crew_token(record.token_sha256, record.crew);
         }
+        self.tokens.remove_crew_tokens(
+            batch
+                .revoked_crew_tokens
+                .iter()
+                .map(|record| &record.token_sha256),
+        );
         // Already durable: shown at once.
         if let Some(live) = self.live.prepare(&inner.engine, &batch.events) {
             self.live.publish_after(super::committed(), live);

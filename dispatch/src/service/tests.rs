@@ -114,6 +114,50 @@ async fn an_acknowledged_job_never_times_out() {
 }
 
 #[tokio::test]
+async fn revoked_crew_tokens_stay_dead_across_a_restart_and_spare_other_crews() {
+    let store = memory_store();
+    let clock = Arc::new(ManualClock::new(T0));
+    let (first, report) = dispatcher(store.clone(), clock.clone(), 4).await;
+    let created = first
+        .create_ticket(&Principal::Agent, report, None)
+        .await
+        .unwrap();
+    let crew = created.ticket.crew.clone().unwrap();
+    let other = first
+        .crews()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .find(|id| *id != crew)
+        .unwrap();
+    let lost = first.mint_crew_token(&crew).await.unwrap();
+    let spare = first.mint_crew_token(&crew).await.unwrap();
+    let others = first.mint_crew_token(&other).await.unwrap();
+
+    assert_eq!(first.revoke_crew_tokens(&crew).await.unwrap(), 2);
+    assert_eq!(first.authenticate(&lost), None);
+    assert_eq!(first.authenticate(&spare), None);
+    // Nothing left to withdraw: answered, nothing written.
+    assert_eq!(first.revoke_crew_tokens(&crew).await.unwrap(), 0);
+    assert!(matches!(
+        first.revoke_crew_tokens(&CrewId::new("no-such-crew")).await,
+        Err(ServiceError::NotFound("crew"))
+    ));
+    let new_phone = first.mint_crew_token(&crew).await.unwrap();
+    drop(first);
+
+    let (second, _) = dispatcher(store, clock, 4).await;
+    assert_eq!(second.authenticate(&lost), None);
+    assert_eq!(second.authenticate(&spare), None);
+    assert_eq!(
+        second.authenticate(&new_phone),
+        Some(Principal::Crew(crew.clone()))
+    );
+    assert_eq!(second.authenticate(&others), Some(Principal::Crew(other)));
+}
+
+#[tokio::test]
 async fn a_restart_rebuilds_tickets_keys_and_crew_tokens_from_the_store() {
     let store = memory_store();
     let clock = Arc::new(ManualClock::new(T0));
@@ -338,6 +382,8 @@ impl Store for SyncStore {
         log.0.extend(batch.events);
         log.1.extend(batch.idempotency);
         log.2.extend(batch.crew_token);
+        log.2
+            .retain(|minted| !batch.revoked_crew_tokens.contains(minted));
         futures_util::future::ready(Ok(())).boxed()
     }
 

@@ -173,6 +173,7 @@ pub async fn readers_never_see_part_of_a_batch<B: Backend>(backend: &B) {
                     events,
                     idempotency: Some(idempotency_record(&format!("key-{k}"), &ticket)),
                     crew_token: Some(crew_token_record(k, &format!("C-{k}"))),
+                    revoked_crew_tokens: Vec::new(),
                 };
                 pending.push(store.append(batch, Durability::Durable));
                 if k % 4 == 3 {
@@ -270,7 +271,7 @@ pub async fn records_come_back_in_replay<B: Backend>(backend: &B) {
         let batch = Batch {
             events: vec![queued(0, ticket)],
             idempotency: Some(idempotency_record(key, ticket)),
-            crew_token: None,
+            ..Batch::default()
         };
         store
             .append(batch, Durability::Durable)
@@ -278,7 +279,7 @@ pub async fn records_come_back_in_replay<B: Backend>(backend: &B) {
             .expect("append");
     }
     // A token minted by an admin is a batch without events.
-    for (n, crew) in [(7, "C-7"), (3, "C-3")] {
+    for (n, crew) in [(7, "C-7"), (3, "C-3"), (5, "C-7")] {
         let batch = Batch {
             crew_token: Some(crew_token_record(n, crew)),
             ..Batch::default()
@@ -288,8 +289,27 @@ pub async fn records_come_back_in_replay<B: Backend>(backend: &B) {
             .await
             .expect("append");
     }
+    // A revocation withdraws tokens minted before it, in the same log, whatever else the
+    // batch holds; a later mint for the same crew stands.
+    let revocation = Batch {
+        events: vec![queued(1, "T-1")],
+        revoked_crew_tokens: vec![crew_token_record(7, "C-7"), crew_token_record(5, "C-7")],
+        ..Batch::default()
+    };
+    store
+        .append(revocation, Durability::Durable)
+        .await
+        .expect("append");
+    let batch = Batch {
+        crew_token: Some(crew_token_record(9, "C-7")),
+        ..Batch::default()
+    };
+    store
+        .append(batch, Durability::Durable)
+        .await
+        .expect("append");
     let (events, recovered) = replay_all(&store).await;
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 4);
     let mut idempotency = recovered.idempotency;
     idempotency.sort_by(|a, b| a.key.cmp(&b.key));
     let mut want: Vec<IdempotencyRecord> = keys
@@ -300,7 +320,7 @@ pub async fn records_come_back_in_replay<B: Backend>(backend: &B) {
     assert_eq!(idempotency, want);
     let mut tokens = recovered.crew_tokens;
     tokens.sort_by_key(|t| t.token_sha256);
-    let mut want = vec![crew_token_record(7, "C-7"), crew_token_record(3, "C-3")];
+    let mut want = vec![crew_token_record(3, "C-3"), crew_token_record(9, "C-7")];
     want.sort_by_key(|t| t.token_sha256);
     assert_eq!(tokens, want);
 }
@@ -313,6 +333,7 @@ pub async fn acknowledged_batches_survive_reopen<B: Backend>(backend: &B) {
         events: vec![reported(1, "T-1"), acknowledged(2, "T-1")],
         idempotency: Some(idempotency_record("key-1", "T-1")),
         crew_token: Some(crew_token_record(1, "C-1")),
+        revoked_crew_tokens: Vec::new(),
     };
     let lazy = events_batch(vec![crew_position(3)]);
     let last = events_batch(vec![acknowledged(4, "T-2")]);

@@ -9,7 +9,7 @@
 //! | `events`        | `u64` sequence       | the [`Event`] as JSON                   |
 //! | `ticket_events` | `(ticket id, seq)`   | `()`: a ticket's timeline, in order     |
 //! | `idempotency`   | idempotency key      | `(request SHA-256, ticket id)`          |
-//! | `crew_tokens`   | token SHA-256        | crew id                                 |
+//! | `crew_tokens`   | token SHA-256        | crew id (a revoked token's row is gone) |
 //!
 //! Events are JSON because the domain types already serialize that way and an operator can
 //! read them with any redb tool; replay decodes about a million per second (see the
@@ -572,6 +572,7 @@ struct Encoded {
     events: Vec<(Option<TicketId>, Vec<u8>)>,
     idempotency: Option<IdempotencyRecord>,
     crew_token: Option<CrewTokenRecord>,
+    revoked_crew_tokens: Vec<CrewTokenRecord>,
 }
 
 impl Encoded {
@@ -596,6 +597,7 @@ impl Encoded {
             events,
             idempotency: batch.idempotency,
             crew_token: batch.crew_token,
+            revoked_crew_tokens: batch.revoked_crew_tokens,
         })
     }
 }
@@ -782,6 +784,11 @@ impl Writer {
                 if let Some(record) = &batch.crew_token {
                     tokens
                         .insert(&record.token_sha256, record.crew.as_str())
+                        .map_err(|e| aborted(e.into()))?;
+                }
+                for record in &batch.revoked_crew_tokens {
+                    tokens
+                        .remove(&record.token_sha256)
                         .map_err(|e| aborted(e.into()))?;
                 }
             }

@@ -7,8 +7,10 @@
 //! - `append` enqueues the batch **when it is called**, not when its future is polled, so
 //!   batches reach the store in the order the engine decided them (callers call it while
 //!   they hold the engine's lock, and await the future after releasing it).
-//! - A batch is all or nothing: its events, its idempotency record and its crew token are
-//!   committed together.
+//! - A batch is all or nothing: its events, its idempotency record, its crew token and its
+//!   revocations are committed together.
+//! - A crew token revoked by a batch is not among the [`Recovered::crew_tokens`] of any later
+//!   replay.
 //! - With [`Durability::Durable`] the future resolves `Ok` only once the batch is on disk
 //!   (fsync): a crash after that loses nothing. [`Durability::Lazy`] batches (crew position
 //!   pings, where a lost one is harmless) are committed with the next commit and may be lost
@@ -52,6 +54,8 @@ pub struct Batch {
     pub events: Vec<Event>,
     pub idempotency: Option<IdempotencyRecord>,
     pub crew_token: Option<CrewTokenRecord>,
+    /// Crew tokens withdrawn (a lost or stolen phone): from this batch on they open nothing.
+    pub revoked_crew_tokens: Vec<CrewTokenRecord>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,7 @@ pub struct Recovered {
     /// a store that is not shared (it does not number batches).
     pub last_seq: u64,
     pub idempotency: Vec<IdempotencyRecord>,
+    /// The crew tokens minted and not revoked.
     pub crew_tokens: Vec<CrewTokenRecord>,
 }
 

@@ -7,7 +7,8 @@
 --       8.. the tickets' own keys (hashes and timelines) that the batches name by index.
 -- ARGV: 1 lease value, 2 sequence number of the first batch, 3 number of batches, then per
 --       batch: payload, idempotency key ('' for none), idempotency record, crew token
---       field ('' for none), crew id, claim count, claims (op, crew, ticket)...,
+--       field ('' for none), crew id, revoked token count, revoked token fields...,
+--       claim count, claims (op, crew, ticket)...,
 --       timeline count, timeline key indexes..., hash count, per hash (key index, field
 --       count, field, value...)
 -- A timeline gets the id of the log entry that holds its ticket's events: they are written
@@ -28,9 +29,14 @@ local batches = {}
 local at = 4
 for _ = 1, tonumber(ARGV[3]) do
   local b = { payload = ARGV[at], idem_key = ARGV[at + 1], idem = ARGV[at + 2],
-              token = ARGV[at + 3], token_crew = ARGV[at + 4], claims = {}, timelines = {},
-              updates = {} }
+              token = ARGV[at + 3], token_crew = ARGV[at + 4], revoked = {}, claims = {},
+              timelines = {}, updates = {} }
   at = at + 5
+  for _ = 1, tonumber(ARGV[at]) do
+    table.insert(b.revoked, ARGV[at + 1])
+    at = at + 1
+  end
+  at = at + 1
   for _ = 1, tonumber(ARGV[at]) do
     table.insert(b.claims, { ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] })
     at = at + 3
@@ -92,6 +98,7 @@ for _, b in ipairs(batches) do
   local id = redis.call('XADD', KEYS[1], '*', 'seq', seq, 'batch', b.payload)
   if b.idem_key ~= '' then redis.call('HSET', KEYS[4], b.idem_key, b.idem) end
   if b.token ~= '' then redis.call('HSET', KEYS[5], b.token, b.token_crew) end
+  for _, t in ipairs(b.revoked) do redis.call('HDEL', KEYS[5], t) end
   for _, t in ipairs(b.timelines) do redis.call('RPUSH', KEYS[t], id) end
   for _, u in ipairs(b.updates) do redis.call('HSET', KEYS[u[1]], unpack(u[2])) end
 end

@@ -24,7 +24,7 @@
 //! | `dispatch:{ns}:seq`                   | string | the last batch's sequence number         |
 //! | `dispatch:{ns}:lease`                 | string | `<token> <holder URL>`, with a TTL       |
 //! | `dispatch:{ns}:idempotency`           | hash   | key → record JSON                        |
-//! | `dispatch:{ns}:crew-tokens`           | hash   | token SHA-256 (hex) → crew id            |
+//! | `dispatch:{ns}:crew-tokens`           | hash   | token SHA-256 (hex) → crew id, unrevoked |
 //! | `dispatch:{ns}:crew-jobs`             | hash   | crew → its ticket                        |
 //! | `dispatch:{ns}:ticket-crews`          | hash   | ticket → its crew                        |
 //! | `dispatch:{ns}:ticket:{id}`           | hash   | state, last event, station, incident     |
@@ -226,6 +226,8 @@ struct StoredBatch {
     idempotency: Option<IdempotencyRecord>,
     #[serde(default)]
     crew_token: Option<CrewTokenRecord>,
+    #[serde(default)]
+    revoked_crew_tokens: Vec<CrewTokenRecord>,
 }
 
 /// Who may append now, and the number the next batch gets.
@@ -251,7 +253,8 @@ struct Pending {
 
 #[derive(Debug)]
 enum Request {
-    Append(Pending),
+    /// Boxed so the channel's slots stay small: a batch is far larger than a flush's reply.
+    Append(Box<Pending>),
     /// Answered once everything before it is written.
     Flush(Reply),
 }
@@ -485,6 +488,10 @@ fn encode(
         payload.push_str(",\"crew_token\":");
         payload.push_str(&serde_json::to_string(record).map_err(unencodable)?);
     }
+    if !batch.revoked_crew_tokens.is_empty() {
+        payload.push_str(",\"revoked_crew_tokens\":");
+        payload.push_str(&serde_json::to_string(&batch.revoked_crew_tokens).map_err(unencodable)?);
+    }
     payload.push('}');
     args.push(payload.into_bytes());
     match &batch.idempotency {
@@ -500,6 +507,10 @@ fn encode(
             args.push(record.crew.as_str().as_bytes().to_vec());
         }
         None => args.extend([Vec::new(), Vec::new()]),
+    }
+    args.push(batch.revoked_crew_tokens.len().to_string().into_bytes());
+    for record in &batch.revoked_crew_tokens {
+        args.push(hex(&record.token_sha256).into_bytes());
     }
     // Key indexes are 1-based in Lua, after the seven fixed keys.
     let mut index_of = |key: String| {
@@ -621,7 +632,7 @@ async fn write_loop(
                         let full = std::mem::take(&mut group);
                         flush_group(&mut connection, &script, &keys, timeout, &state, full).await;
                     }
-                    group.push(pending);
+                    group.push(*pending);
                 }
                 Request::Flush(reply) => {
                     let full = std::mem::take(&mut group);
@@ -764,6 +775,7 @@ fn decode_entry(id: &str, fields: &HashMap<String, Value>) -> Result<Sequenced, 
             events: stored.events,
             idempotency: stored.idempotency,
             crew_token: stored.crew_token,
+            revoked_crew_tokens: stored.revoked_crew_tokens,
         },
     })
 }
@@ -790,12 +802,12 @@ impl Store for RedisStore {
         state.fence.next_seq = Some(seq + 1);
         let (reply, answer) = oneshot::channel();
         let lazy = durability == Durability::Lazy;
-        let request = Request::Append(Pending {
+        let request = Request::Append(Box::new(Pending {
             lease,
             seq,
             batch,
             reply: (!lazy).then_some(reply),
-        });
+        }));
         drop(state);
         if self.requests.send(request).is_err() {
             return refused("the Redis writer has stopped".into());
@@ -846,6 +858,14 @@ impl Store for RedisStore {
                     recovered.events += batch.events.len() as u64;
                     recovered.idempotency.extend(batch.idempotency);
                     recovered.crew_tokens.extend(batch.crew_token);
+                    if !batch.revoked_crew_tokens.is_empty() {
+                        recovered.crew_tokens.retain(|minted| {
+                            !batch
+                                .revoked_crew_tokens
+                                .iter()
+                                .any(|revoked| revoked.token_sha256 == minted.token_sha256)
+                        });
+                    }
                     for event in batch.events {
                         sink(event);
                     }
