@@ -63,6 +63,10 @@ struct Args {
     /// never-trimmed log every few seconds on the cores the instances use.
     #[arg(long, value_enum, default_value = "auto")]
     redis_aof_rewrite: redis::AofRewrite,
+    /// Keep the same services (and Redis) across rounds instead of starting fresh ones for
+    /// each: every round then also carries the open tickets of the rounds before it.
+    #[arg(long)]
+    reuse_services: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,44 +106,16 @@ async fn main() -> anyhow::Result<()> {
     let crews = geo_data::region::load_crews(&args.region)?;
 
     let floor = floor::start().await?;
-    let mut under_test = Vec::new();
-    for backend in &args.backends {
-        let (name, redis, spec, instances) = match backend {
-            BackendName::Embedded => ("embedded", None, service::Backend::Embedded, 1),
-            BackendName::Redis => {
-                let redis = redis::start(args.redis_aof_rewrite)?;
-                let spec = service::Backend::Redis {
-                    url: redis.url.clone(),
-                };
-                ("redis ×2", Some(redis), spec, 2)
-            }
-        };
-        let mut services = Vec::new();
-        for _ in 0..instances {
-            services.push(
-                service::start(&args.dispatch_bin, &args.region, &args.log_filter, &spec).await?,
-            );
+    let start_all = || async {
+        let mut under_test = Vec::new();
+        for backend in &args.backends {
+            under_test.push(start_backend(&args, *backend, &crews).await?);
         }
-        let crew_tokens = services[0].mint_crew_tokens(&crews).await?;
-        let urls = services.iter().map(|s| s.url.clone()).collect();
-        // A server already gone would make its CPU silently zero: refuse to measure instead.
-        let mut pids = services
-            .iter()
-            .map(|s| {
-                s.pid()
-                    .context("a dispatch instance exited before the measurement")
-            })
-            .collect::<anyhow::Result<Vec<u32>>>()?;
-        pids.extend(redis.as_ref().map(redis::RedisProcess::pid));
-        under_test.push(UnderTest {
-            name,
-            services,
-            urls,
-            crew_tokens,
-            pids,
-            redis,
-        });
-    }
+        anyhow::Ok(under_test)
+    };
+    let mut under_test = start_all().await?;
+    // Whether a measurement has run on the services in `under_test`.
+    let mut used = false;
 
     println!(
         "{} clients, {} s per measurement, at most {} requests; {} report points, {} crews",
@@ -168,6 +144,14 @@ async fn main() -> anyhow::Result<()> {
             .pid()
             .context("the floor server exited before the measurement")?];
         for _ in 0..args.rounds {
+            if used && !args.reuse_services {
+                // Each round on fresh services and a fresh Redis: the tickets a round leaves
+                // open (some 100,000, far beyond a typhoon's backlog) would otherwise weigh on
+                // the next, and the rounds would not be samples of the same thing.
+                stop_all(std::mem::take(&mut under_test)).await?;
+                under_test = start_all().await?;
+            }
+            used = true;
             // The floor, then each backend, with the same clients and limits: each round's
             // ratios compare runs a few seconds apart.
             let cpu_before = cpu::seconds(&floor_pids)?;
@@ -271,6 +255,54 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    stop_all(under_test).await
+}
+
+/// Starts one backend's servers on a fresh data directory (and a fresh Redis), with a token
+/// minted for every crew.
+async fn start_backend(
+    args: &Args,
+    backend: BackendName,
+    crews: &[geo_data::format::CrewRecord],
+) -> anyhow::Result<UnderTest> {
+    let (name, redis, spec, instances) = match backend {
+        BackendName::Embedded => ("embedded", None, service::Backend::Embedded, 1),
+        BackendName::Redis => {
+            let redis = redis::start(args.redis_aof_rewrite)?;
+            let spec = service::Backend::Redis {
+                url: redis.url.clone(),
+            };
+            ("redis ×2", Some(redis), spec, 2)
+        }
+    };
+    let mut services = Vec::new();
+    for _ in 0..instances {
+        services
+            .push(service::start(&args.dispatch_bin, &args.region, &args.log_filter, &spec).await?);
+    }
+    let crew_tokens = services[0].mint_crew_tokens(crews).await?;
+    let urls = services.iter().map(|s| s.url.clone()).collect();
+    // A server already gone would make its CPU silently zero: refuse to measure instead.
+    let mut pids = services
+        .iter()
+        .map(|s| {
+            s.pid()
+                .context("a dispatch instance exited before the measurement")
+        })
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    pids.extend(redis.as_ref().map(redis::RedisProcess::pid));
+    Ok(UnderTest {
+        name,
+        services,
+        urls,
+        crew_tokens,
+        pids,
+        redis,
+    })
+}
+
+/// Stops every backend's services; their data directories and Redis go with them.
+async fn stop_all(under_test: Vec<UnderTest>) -> anyhow::Result<()> {
     for backend in under_test {
         for service in backend.services {
             service.stop().await?;
