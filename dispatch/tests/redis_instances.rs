@@ -116,6 +116,20 @@ async fn call_retrying(
     }
 }
 
+/// An admin mints a token for `crew` through `instance`.
+async fn mint(instance: &ServiceProcess, crew: &str) -> (StatusCode, Value) {
+    let body = json!({ "crew_id": crew });
+    call_retrying(
+        instance,
+        Method::POST,
+        "/v1/admin/crew-tokens",
+        ADMIN,
+        Some(&body),
+        None,
+    )
+    .await
+}
+
 /// A report at one of the region's stations, spread so crews are contended.
 fn spread_report(n: usize) -> Value {
     // Urban stations of Huizhou city: several reports land on each, more than its crews.
@@ -184,15 +198,7 @@ async fn workload(instances: &[Arc<ServiceProcess>], count: usize, workers: usiz
                     continue;
                 }
                 let crew = ticket["crew_id"].as_str().unwrap().to_owned();
-                let (status, minted) = call_retrying(
-                    &at(1),
-                    Method::POST,
-                    "/v1/admin/crew-tokens",
-                    ADMIN,
-                    Some(&json!({"crew_id": crew})),
-                    None,
-                )
-                .await;
+                let (status, minted) = mint(&at(1), &crew).await;
                 if status != StatusCode::CREATED {
                     seen.lock()
                         .unwrap()
@@ -454,15 +460,7 @@ async fn a_revocation_reaches_every_instance(instances: &[Arc<ServiceProcess>]) 
         call_retrying(&instances[0], Method::GET, "/v1/crews", ADMIN, None, None).await;
     assert_eq!(status, StatusCode::OK, "{crews}");
     let crew = crews["items"][0]["id"].as_str().unwrap().to_owned();
-    let (status, minted) = call_retrying(
-        &instances[0],
-        Method::POST,
-        "/v1/admin/crew-tokens",
-        ADMIN,
-        Some(&json!({"crew_id": crew})),
-        None,
-    )
-    .await;
+    let (status, minted) = mint(&instances[0], &crew).await;
     assert_eq!(status, StatusCode::CREATED, "{minted}");
     let token = minted["token"].as_str().unwrap().to_owned();
     everywhere(instances, &crew, &token, true).await;
