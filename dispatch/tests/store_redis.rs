@@ -11,10 +11,11 @@ mod common;
 use common::redis::RedisServer;
 use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
 use dispatch::store::conformance::{
-    Backend, acknowledged, crew_position, departed, events_batch, numbered_batch, replay_all,
+    Backend, acknowledged, crew_position, crew_token_record, departed, events_batch,
+    numbered_batch, replay_all,
 };
 use dispatch::store::redis::RedisOptions;
-use dispatch::store::{Durability, Lease, RedisStore, SharedLog, Store, StoreError};
+use dispatch::store::{Batch, Durability, Lease, RedisStore, SharedLog, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -321,6 +322,36 @@ async fn a_redis_that_dies_fails_appends_and_what_it_acknowledged_survives_its_r
     let (events, recovered) = replay_all(&after).await;
     assert_eq!(recovered.last_seq, 1, "only the acknowledged batch");
     assert_eq!(events, numbered_batch(1).events);
+}
+
+/// The crew-token hash holds the minted tokens not revoked: a revocation deletes its fields
+/// in the same script that appends it.
+#[tokio::test]
+async fn a_revocation_deletes_the_tokens_from_the_hash() {
+    let server = RedisServer::start();
+    let store = open(&server, "tokens").await;
+    lead(&server, &store).await;
+    for n in [1, 2] {
+        let batch = Batch {
+            crew_token: Some(crew_token_record(n, "C-1")),
+            ..Batch::default()
+        };
+        store.append(batch, Durability::Durable).await.unwrap();
+    }
+    let revocation = Batch {
+        revoked_crew_tokens: vec![crew_token_record(1, "C-1")],
+        ..Batch::default()
+    };
+    store.append(revocation, Durability::Durable).await.unwrap();
+    let fields = server
+        .cli(&["HKEYS", "dispatch:{tokens}:crew-tokens"])
+        .unwrap();
+    let kept: String = crew_token_record(2, "C-1")
+        .token_sha256
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(fields.lines().collect::<Vec<_>>(), vec![kept.as_str()]);
 }
 
 /// A timeline lists the log entries that hold its ticket's events, not the events again; one
