@@ -1,7 +1,7 @@
-//! The load harness: drives a `dispatch serve` it starts itself (on loopback, with a fresh
-//! data directory and known tokens) with N concurrent clients, and measures the same
-//! clients against a minimal axum handler it also starts — the HTTP floor of this machine —
-//! so every figure comes with its ratio to a baseline run beside it. With
+//! The load harness: drives a `dispatch serve` it starts itself for each round (on
+//! loopback, with a fresh data directory and known tokens) with N concurrent clients, and
+//! measures the same clients against a minimal axum handler it also starts — the HTTP floor
+//! of this machine — so every figure comes with its ratio to a baseline run beside it. With
 //! `--backends embedded,redis` it also starts a `redis-server` and two instances sharing it,
 //! with half the clients on each, and reports the Redis pair against the embedded service
 //! measured in the same rounds.
