@@ -213,7 +213,8 @@ async fn main() -> anyhow::Result<()> {
                     cpu::resident_mib(&backend.pids)?
                 );
                 if let (Some(redis), Some(before)) = (&backend.redis, rewrites_before) {
-                    // Not waited for: a rewrite still running shows in the next measurement.
+                    // Not waited for: a rewrite still running shows in the next measurement
+                    // with --reuse-services; otherwise the Redis shutdown stops it.
                     let during = redis.aof_rewrites()?.saturating_sub(before);
                     println!(
                         "|   Redis AOF rewrites started during it: {during}; Redis data after it: {:.0} MiB | | | | | | | | | | |",
