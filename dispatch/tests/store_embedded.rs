@@ -4,9 +4,10 @@
 
 use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
 use dispatch::store::conformance::{
-    Backend, acknowledged, events_batch, numbered_batch, replay_all,
+    Backend, acknowledged, crew_token_record, events_batch, idempotency_record, numbered_batch,
+    queued, replay_all,
 };
-use dispatch::store::embedded::FILE_NAME;
+use dispatch::store::embedded::{BACKUP_DIR_NAME, FILE_NAME};
 use dispatch::store::{Batch, Durability, EmbeddedStore, Store, StoreError};
 use redb::StorageBackend;
 use redb::backends::InMemoryBackend;
@@ -272,4 +273,103 @@ async fn lazy_batches_commit_without_fsync_until_a_durable_one() {
     assert_eq!(events, lazy.events);
     store.close().await.unwrap();
     assert!(syncs() > before, "close did not fsync the lazy batch");
+}
+
+/// Batch `k` of the backup test: three events of ticket `T-k`, its idempotency record and a
+/// crew token, so a copy that split a batch would show in every table.
+fn whole_batch(k: u64) -> Batch {
+    let ticket = format!("T-{k}");
+    Batch {
+        events: (0..3).map(|i| queued(k * 10 + i, &ticket)).collect(),
+        idempotency: Some(idempotency_record(&format!("key-{k}"), &ticket)),
+        crew_token: Some(crew_token_record(k, &format!("C-{k}"))),
+        revoked_crew_tokens: Vec::new(),
+    }
+}
+
+/// A backup taken while batches are being appended holds every batch acknowledged before it
+/// began and, of the rest, a prefix of whole batches (events, records, timelines), and opens
+/// as a store of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store() {
+    const BEFORE: u64 = 50;
+    const BATCHES: u64 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    for k in 0..BEFORE {
+        store
+            .append(whole_batch(k), Durability::Durable)
+            .await
+            .unwrap();
+    }
+    let writer = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for k in BEFORE..BATCHES {
+                store
+                    .append(whole_batch(k), Durability::Durable)
+                    .await
+                    .expect("append");
+            }
+        })
+    };
+    let backup = store
+        .backup(Timestamp::from_millis(1_764_594_309_000))
+        .expect("a store on disk backs up")
+        .await
+        .expect("the backup");
+    writer.await.expect("writer task");
+
+    let backups = dir.path().join(BACKUP_DIR_NAME);
+    assert_eq!(
+        backup.path,
+        backups.join("dispatch-20251201T130509Z.redb"),
+        "named for its time, beside the store"
+    );
+    let files: Vec<_> = std::fs::read_dir(&backups)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(files.len(), 1, "no partial file left: {files:?}");
+    assert_eq!(backup.bytes, std::fs::metadata(&backup.path).unwrap().len());
+
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&backup.path, restored.path().join(FILE_NAME)).unwrap();
+    let copy = EmbeddedStore::open(restored.path()).unwrap();
+    let (events, recovered) = replay_all(&copy).await;
+    assert_eq!(events.len() as u64, backup.events);
+    assert_eq!(events.len() % 3, 0, "part of a batch");
+    let batches = events.len() as u64 / 3;
+    assert!(batches >= BEFORE, "only {batches} batches");
+    let expected: Vec<Event> = (0..batches).flat_map(|k| whole_batch(k).events).collect();
+    assert_eq!(events, expected);
+    assert_eq!(recovered.idempotency.len() as u64, batches);
+    assert_eq!(recovered.crew_tokens.len() as u64, batches);
+    let timeline = copy
+        .timeline(&TicketId::new(format!("T-{}", BEFORE - 1)))
+        .await
+        .unwrap();
+    assert_eq!(timeline, whole_batch(BEFORE - 1).events);
+    // The copy takes appends like any store.
+    copy.append(whole_batch(batches), Durability::Durable)
+        .await
+        .unwrap();
+
+    // A second backup in the same second gets a name of its own, and holds everything.
+    let second = store
+        .backup(Timestamp::from_millis(1_764_594_309_500))
+        .expect("a store on disk backs up")
+        .await
+        .unwrap();
+    assert_eq!(
+        second.path,
+        backups.join("dispatch-20251201T130509Z-2.redb")
+    );
+    assert_eq!(second.events, BATCHES * 3);
+}
+
+#[test]
+fn a_store_in_memory_has_no_backup() {
+    let store = EmbeddedStore::in_memory().unwrap();
+    assert!(store.backup(Timestamp::from_millis(0)).is_none());
 }

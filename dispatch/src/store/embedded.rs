@@ -36,9 +36,19 @@
 //! [`StoreError::Unavailable`] when the transaction certainly did not commit), and every
 //! later append, ping and close gets [`StoreError::Unavailable`]. The service must then
 //! restart and rebuild its state by replaying the log, which holds exactly what committed.
+//!
+//! # Backups
+//! [`Store::backup`] copies every table from one read transaction into a new file in
+//! `backups/` (see `backup.rs`), beside the writer, which goes on committing.
 
-use super::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Recovered, Store, StoreError};
-use crate::domain::{Event, TicketId};
+mod backup;
+
+pub use backup::DIR_NAME as BACKUP_DIR_NAME;
+
+use super::{
+    Backup, Batch, CrewTokenRecord, Durability, IdempotencyRecord, Recovered, Store, StoreError,
+};
+use crate::domain::{Event, TicketId, Timestamp};
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
@@ -88,6 +98,10 @@ pub struct EmbeddedStore {
     writer: Mutex<WriterHandle>,
     /// Where the data lives, for logs.
     location: String,
+    /// The store's directory; `None` for a store that is not a file (no backups then).
+    dir: Option<PathBuf>,
+    /// Held while a backup is written: backups go one at a time.
+    backing_up: Arc<Mutex<()>>,
 }
 
 /// What the store and its writer thread both see.
@@ -137,7 +151,9 @@ impl EmbeddedStore {
         })?;
         let path: PathBuf = dir.join(FILE_NAME);
         let db = Database::create(&path).map_err(|e| open_error(&path.display().to_string(), e))?;
-        Self::start(db, path.display().to_string())
+        let mut store = Self::start(db, path.display().to_string())?;
+        store.dir = Some(dir.to_path_buf());
+        Ok(store)
     }
 
     /// A store that lives in memory only and never touches the disk: for tests of the layers
@@ -195,6 +211,8 @@ impl EmbeddedStore {
                 thread: Some(thread),
             }),
             location,
+            dir: None,
+            backing_up: Arc::default(),
         })
     }
 
@@ -338,6 +356,19 @@ impl Store for EmbeddedStore {
             })
             .await
         })
+    }
+
+    fn backup(&self, taken_at: Timestamp) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
+        let dir = self.dir.clone()?;
+        let db = Arc::clone(&self.db);
+        let backing_up = Arc::clone(&self.backing_up);
+        Some(Box::pin(blocking(move || {
+            // Poisoned only by a panic in an earlier backup, which left nothing to guard.
+            let _one_at_a_time = backing_up
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            backup::write(&db, &dir, taken_at)
+        })))
     }
 
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {

@@ -29,7 +29,7 @@ pub mod redis;
 pub use embedded::EmbeddedStore;
 pub use redis::RedisStore;
 
-use crate::domain::{CrewId, Event, TicketId};
+use crate::domain::{CrewId, Event, TicketId, Timestamp};
 use futures_util::future::BoxFuture;
 
 /// A client's `Idempotency-Key` and what it produced.
@@ -132,6 +132,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn shared(&self) -> Option<&dyn SharedLog> {
         None
     }
+
+    /// Writes a consistent copy of everything committed so far into a new file of its own,
+    /// named for `taken_at`, while writes go on. `None` when the backend keeps no file of its
+    /// own to copy: Redis is backed up with Redis's tools, a store in memory has no disk.
+    fn backup(&self, _taken_at: Timestamp) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
+        None
+    }
+}
+
+/// A backup [`Store::backup`] wrote and synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    /// The backup's file: a store file of the same format, ready to be put in place of the
+    /// store's own.
+    pub path: std::path::PathBuf,
+    /// The events it holds: every event committed when the backup began.
+    pub events: u64,
+    pub bytes: u64,
+    /// When it was asked for: it names the file.
+    pub taken_at: Timestamp,
 }
 
 /// A batch with its place in a shared log: 1 for the first batch ever appended, then one

@@ -1,0 +1,191 @@
+//! Online backups of the embedded store: every table copied, as one read transaction sees
+//! it, into a new redb file in `backups/` beside the store's own, while the writer goes on
+//! committing. redb keeps the pages a read transaction sees until it ends, so the copy is
+//! consistent (it holds exactly the batches committed when the backup began, each whole)
+//! without pausing writes. The copy is a store file like the original: to restore one, stop
+//! the service and put it in place of `dispatch.redb`.
+//!
+//! The copy is written under a hidden `.partial` name and renamed once it is synced, so a
+//! file with the final name is always a complete backup, even after a crash mid-copy.
+
+use super::{CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
+use crate::domain::Timestamp;
+use crate::store::{Backup, StoreError};
+use redb::{
+    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
+    Value,
+};
+use std::path::{Path, PathBuf};
+
+/// The directory, inside the store's, that backups are written to.
+pub const DIR_NAME: &str = "backups";
+
+/// Rows copied per transaction into the backup: bounds the memory a large copy holds.
+const ROWS_PER_COMMIT: u64 = 50_000;
+
+/// How many backups may share one second's name before the next is refused.
+const NAMES_PER_SECOND: u32 = 100;
+
+/// Writes a backup of `db` into `store_dir/backups/`, named for `taken_at`.
+pub(super) fn write(
+    db: &Database,
+    store_dir: &Path,
+    taken_at: Timestamp,
+) -> Result<Backup, StoreError> {
+    // First, so the copy holds every batch committed before the backup was asked for.
+    let snapshot = db
+        .begin_read()
+        .map_err(|e| failed(format!("cannot read the store: {e}")))?;
+    let dir = store_dir.join(DIR_NAME);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    let path = free_name(&dir, taken_at)?;
+    let partial = partial_name(&path);
+    // A partial file is left only by a crash during an earlier copy: never a backup.
+    remove_if_present(&partial)?;
+    let copied = copy_all(&snapshot, &partial);
+    drop(snapshot);
+    let events = match copied {
+        Ok(events) => events,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(error);
+        }
+    };
+    std::fs::rename(&partial, &path)
+        .map_err(|e| failed(format!("cannot name the backup {}: {e}", path.display())))?;
+    // The rename is durable only once the directory is.
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| failed(format!("cannot sync {}: {e}", dir.display())))?;
+    let bytes = std::fs::metadata(&path)
+        .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?
+        .len();
+    Ok(Backup {
+        path,
+        events,
+        bytes,
+        taken_at,
+    })
+}
+
+/// Copies every table into a new database at `target`, durably; returns the events copied.
+fn copy_all(snapshot: &ReadTransaction, target: &Path) -> Result<u64, StoreError> {
+    let copy = Database::create(target)
+        .map_err(|e| failed(format!("cannot create {}: {e}", target.display())))?;
+    copy_table(snapshot, &copy, META)?;
+    let events = copy_table(snapshot, &copy, EVENTS)?;
+    copy_table(snapshot, &copy, TICKET_EVENTS)?;
+    copy_table(snapshot, &copy, IDEMPOTENCY)?;
+    copy_table(snapshot, &copy, CREW_TOKENS)?;
+    // The chunks were committed without an fsync; one empty commit with one makes them all
+    // durable.
+    let txn = copy.begin_write().map_err(write_error)?;
+    txn.commit().map_err(write_error)?;
+    Ok(events)
+}
+
+/// Copies one table, in chunks of [`ROWS_PER_COMMIT`] rows; returns the rows copied.
+fn copy_table<K: Key + 'static, V: Value + 'static>(
+    snapshot: &ReadTransaction,
+    copy: &Database,
+    table: TableDefinition<K, V>,
+) -> Result<u64, StoreError> {
+    let source = match snapshot.open_table(table) {
+        Ok(source) => source,
+        // `prepare` creates every table, but a table that is not there holds nothing to copy.
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(failed(format!("cannot read table {table}: {e}"))),
+    };
+    let mut rows = source.iter().map_err(write_error)?;
+    let mut copied = 0u64;
+    loop {
+        let mut txn = copy.begin_write().map_err(write_error)?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| failed(e.to_string()))?;
+        let mut chunk = 0;
+        {
+            let mut target = txn.open_table(table).map_err(write_error)?;
+            while chunk < ROWS_PER_COMMIT {
+                let Some(row) = rows.next() else { break };
+                let (key, value) = row.map_err(write_error)?;
+                target
+                    .insert(key.value(), value.value())
+                    .map_err(write_error)?;
+                chunk += 1;
+            }
+        }
+        txn.commit().map_err(write_error)?;
+        copied += chunk;
+        if chunk < ROWS_PER_COMMIT {
+            return Ok(copied);
+        }
+    }
+}
+
+/// `dispatch-20261201T130509Z.redb`, or with `-2`, `-3`… when that second's name is taken.
+fn free_name(dir: &Path, taken_at: Timestamp) -> Result<PathBuf, StoreError> {
+    let stem = FILE_NAME.trim_end_matches(".redb");
+    let stamp = jiff::Timestamp::from_millisecond(taken_at.as_millis())
+        .map_err(|e| failed(format!("the backup's time is out of range: {e}")))?
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
+    (1..=NAMES_PER_SECOND)
+        .map(|n| match n {
+            1 => dir.join(format!("{stem}-{stamp}.redb")),
+            n => dir.join(format!("{stem}-{stamp}-{n}.redb")),
+        })
+        .find(|path| !path.exists())
+        .ok_or_else(|| failed(format!("{NAMES_PER_SECOND} backups already carry {stamp}")))
+}
+
+fn partial_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
+    }
+}
+
+fn write_error(e: impl Into<redb::Error>) -> StoreError {
+    failed(e.into().to_string())
+}
+
+/// A backup that could not be written: the store itself is untouched and still working.
+fn failed(reason: String) -> StoreError {
+    StoreError::Unavailable(format!("the backup was not written: {reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_second_and_never_repeat() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at = Timestamp::from_millis(1_764_594_309_123); // 2025-12-01T13:05:09.123Z
+        let first = free_name(dir.path(), at).expect("a name");
+        assert_eq!(
+            first.file_name().and_then(|n| n.to_str()),
+            Some("dispatch-20251201T130509Z.redb")
+        );
+        std::fs::write(&first, b"taken").expect("write");
+        let second = free_name(dir.path(), at).expect("a name");
+        assert_eq!(
+            second.file_name().and_then(|n| n.to_str()),
+            Some("dispatch-20251201T130509Z-2.redb")
+        );
+        assert_eq!(
+            partial_name(&second).file_name().and_then(|n| n.to_str()),
+            Some(".dispatch-20251201T130509Z-2.redb.partial")
+        );
+    }
+}
