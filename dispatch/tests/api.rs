@@ -549,6 +549,7 @@ mod authorization {
                 Value::Null,
                 &[Admin],
             ),
+            ("POST", "/v1/admin/backups", Value::Null, &[Admin]),
         ]
     }
 
@@ -899,6 +900,7 @@ async fn operations_endpoints_answer_without_a_token() {
         "/v1/crews",
         "/v1/admin/crew-tokens",
         "/v1/admin/crews/{id}/tokens",
+        "/v1/admin/backups",
         "/v1/events",
         "/v1/storm",
         "/healthz",
@@ -949,6 +951,106 @@ async fn operations_endpoints_answer_without_a_token() {
         !text.contains(id(&ticket)),
         "a ticket id leaked into a label"
     );
+}
+
+/// An admin's backup holds every ticket answered before it, and put in place of the store's
+/// file it restores them: state, timeline, idempotency keys and minted tokens; what came
+/// after the backup is not in it. A Redis store is backed up with Redis's tools: 422.
+#[tokio::test]
+async fn a_backup_restores_every_ticket_answered_before_it() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.post("/v1/admin/backups", ADMIN, Value::Null).await;
+    if app.place.on_redis() {
+        assert_eq!(
+            error_code(status, &body, StatusCode::UNPROCESSABLE_ENTITY),
+            "backup_not_supported"
+        );
+        return;
+    }
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app.post("/v1/admin/backups", AGENT, Value::Null).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::FORBIDDEN),
+        "forbidden"
+    );
+
+    let keyed = app
+        .request(Method::POST, "/v1/tickets", Some(AGENT))
+        .header("Idempotency-Key", "call-0042")
+        .json(&report());
+    let (status, kept) = send(keyed).await;
+    assert_eq!(status, StatusCode::CREATED, "{kept}");
+    let crew_token = app.crew_token_of(&kept).await;
+    app.walk(&kept, &crew_token, &["ack", "depart"]).await;
+    let path = format!("/v1/tickets/{}", id(&kept));
+    let (_, before) = app.get(&path, AGENT).await;
+
+    let (status, backup) = app.post("/v1/admin/backups", ADMIN, Value::Null).await;
+    assert_eq!(status, StatusCode::CREATED, "{backup}");
+    let file = std::path::PathBuf::from(backup["file"].as_str().unwrap());
+    let data = app.place.dir.path().join("data");
+    assert_eq!(file.parent(), Some(data.join("backups").as_path()));
+    assert!(backup["events"].as_u64().unwrap() >= 4, "{backup}");
+    assert_eq!(
+        backup["bytes"].as_u64(),
+        Some(std::fs::metadata(&file).unwrap().len())
+    );
+    assert!(
+        backup["taken_at"].as_str().unwrap().ends_with('Z'),
+        "{backup}"
+    );
+    let later = app.create(report()).await;
+
+    // Restore: the service stopped, the backup in place of the store's file.
+    let place = app.stop().await;
+    std::fs::copy(&file, data.join("dispatch.redb")).unwrap();
+    let app = TestApp::spawn_in(place).await;
+    let (status, after) = app.get(&path, AGENT).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(after, before, "the ticket and its timeline as they were");
+    let (status, body) = app.get(&format!("/v1/tickets/{}", id(&later)), AGENT).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::NOT_FOUND),
+        "not_found"
+    );
+    let repeat = app
+        .request(Method::POST, "/v1/tickets", Some(AGENT))
+        .header("Idempotency-Key", "call-0042")
+        .json(&report());
+    let (status, again) = send(repeat).await;
+    assert_eq!((status, id(&again)), (StatusCode::OK, id(&kept)));
+    app.walk(&kept, &crew_token, &["arrive"]).await;
+}
+
+/// A backup that cannot be written (here: `backups` is a file, not a directory) is a 503
+/// with `Retry-After` and leaves the store taking writes.
+#[tokio::test]
+async fn a_backup_that_cannot_be_written_is_a_503_and_the_store_goes_on() {
+    let app = TestApp::spawn().await;
+    if app.place.on_redis() {
+        return;
+    }
+    let backups = app.place.dir.path().join("data").join("backups");
+    std::fs::write(&backups, b"in the way").unwrap();
+    let response = app
+        .request(Method::POST, "/v1/admin/backups", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        error_code(status, &body, StatusCode::SERVICE_UNAVAILABLE),
+        "backup_failed"
+    );
+    let ticket = app.create(report()).await;
+    let (status, _) = app
+        .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get("/readyz", AGENT).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -1,10 +1,10 @@
-//! Administration: minting and revoking crew tokens.
+//! Administration: minting and revoking crew tokens, backing up the store.
 
 use super::AppState;
 use super::V1Errors;
 use super::error::ApiError;
 use super::extract::{Body, Id, Who};
-use super::wire::{CrewTokenRequest, CrewTokenResponse, RevokedCrewTokens};
+use super::wire::{BackupOut, CrewTokenRequest, CrewTokenResponse, RevokedCrewTokens, rfc3339};
 use crate::domain::CrewId;
 use crate::service::Action;
 use axum::Json;
@@ -62,4 +62,31 @@ pub async fn revoke_crew_tokens(
         crew_id: id,
         revoked,
     }))
+}
+
+/// Writes an online backup of the embedded store into `backups/` in its data directory and
+/// answers once it is synced: every event committed when it began, while writes go on. To
+/// restore, stop the service and put the file in place of `dispatch.redb`. A Redis store is
+/// backed up with Redis's own persistence: 422 `backup_not_supported`.
+#[utoipa::path(
+    operation_id = "back_up_store",
+    post, path = "/v1/admin/backups", tag = "admin",
+    responses((status = 201, body = BackupOut), V1Errors),
+    security(("bearer" = []))
+)]
+pub async fn back_up_store(
+    State(app): State<AppState>,
+    who: Who,
+) -> Result<(StatusCode, Json<BackupOut>), ApiError> {
+    who.require(Action::BackUpStore)?;
+    let backup = app.dispatcher.back_up_store().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BackupOut {
+            file: backup.path.display().to_string(),
+            events: backup.events,
+            bytes: backup.bytes,
+            taken_at: rfc3339(backup.taken_at),
+        }),
+    ))
 }

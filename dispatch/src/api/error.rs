@@ -51,6 +51,10 @@ pub enum ApiError {
     NotReady,
     #[error("the region's writing instance is changing over: retry shortly")]
     NoLeader,
+    #[error("{0}")]
+    BackupNotSupported(String),
+    #[error("{0}: retry later")]
+    BackupFailed(String),
     #[error("internal error")]
     Internal,
 }
@@ -83,6 +87,10 @@ impl ApiError {
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
+            ApiError::BackupNotSupported(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "backup_not_supported")
+            }
+            ApiError::BackupFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "backup_failed"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -117,6 +125,7 @@ impl IntoResponse for ApiError {
             ApiError::StoreUnavailable
             | ApiError::NotReady
             | ApiError::NoLeader
+            | ApiError::BackupFailed(_)
             | ApiError::RateLimited => {
                 headers.insert(
                     header::RETRY_AFTER,
@@ -140,6 +149,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::IdempotencyConflict => ApiError::IdempotencyConflict,
             ServiceError::Unavailable => ApiError::StoreUnavailable,
             ServiceError::NotLeader => ApiError::NoLeader,
+            ServiceError::BackupNotSupported(why) => {
+                ApiError::BackupNotSupported(format!("no backup: {why}"))
+            }
+            ServiceError::BackupFailed(why) => ApiError::BackupFailed(why),
             ServiceError::Engine(error) => error.into(),
         }
     }

@@ -146,6 +146,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::reliability))
         .routes(routes!(admin::mint_crew_token))
         .routes(routes!(admin::revoke_crew_tokens))
+        .routes(routes!(admin::back_up_store))
         .routes(routes!(events::events))
         .routes(routes!(storm::status, storm::switch))
         .routes(routes!(map::service_areas))

@@ -356,6 +356,18 @@ pub struct RevokedCrewTokens {
     pub revoked: usize,
 }
 
+/// An online backup of the embedded store, written and synced.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackupOut {
+    /// The backup's file on the service's machine: a store file to put in place of
+    /// `dispatch.redb` (service stopped) to restore it.
+    pub file: String,
+    /// Events it holds: every event committed when the backup began.
+    pub events: u64,
+    pub bytes: u64,
+    pub taken_at: String,
+}
+
 // ---- Responses ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

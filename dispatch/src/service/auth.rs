@@ -64,6 +64,8 @@ pub enum Action {
     MintCrewToken,
     /// Withdraws every minted token of a crew (a lost or stolen phone).
     RevokeCrewTokens,
+    /// An online backup of the embedded store.
+    BackUpStore,
     /// The live event stream (`/v1/events`).
     WatchEvents,
     /// Storm mode on, off, or back to automatic.
@@ -71,7 +73,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::CreateTicket,
         Action::ListTickets,
         Action::ReadTicket,
@@ -85,6 +87,7 @@ impl Action {
         Action::ReadReports,
         Action::MintCrewToken,
         Action::RevokeCrewTokens,
+        Action::BackUpStore,
         Action::WatchEvents,
         Action::SwitchStorm,
     ];
@@ -107,7 +110,7 @@ pub fn permits(role: Role, action: Action) -> bool {
         A::ListStations | A::ListCrews | A::ReadReports | A::WatchEvents => {
             matches!(role, R::Supervisor | R::Admin)
         }
-        A::MintCrewToken | A::RevokeCrewTokens => role == R::Admin,
+        A::MintCrewToken | A::RevokeCrewTokens | A::BackUpStore => role == R::Admin,
     }
 }
 
@@ -305,6 +308,7 @@ mod tests {
         assert_eq!(allowed(Action::SwitchStorm), vec![Supervisor]);
         assert_eq!(allowed(Action::MintCrewToken), vec![Admin]);
         assert_eq!(allowed(Action::RevokeCrewTokens), vec![Admin]);
+        assert_eq!(allowed(Action::BackUpStore), vec![Admin]);
         // Every action is open to someone.
         for action in Action::ALL {
             assert!(!allowed(action).is_empty(), "{action:?}");

@@ -56,7 +56,9 @@ use crate::domain::{
 };
 use crate::engine::{Command, DispatchPolicy, Engine, EngineError, StormSwitch};
 use crate::metrics;
-use crate::store::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError};
+use crate::store::{
+    Backup, Batch, CrewTokenRecord, Durability, IdempotencyRecord, Store, StoreError,
+};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use live::LiveFeed;
@@ -90,6 +92,12 @@ pub enum ServiceError {
     /// Another instance decides for the region (or none does, during a change-over).
     #[error("this instance does not hold the region's lease")]
     NotLeader,
+    /// The store keeps no file of its own to copy (Redis: use Redis's own backups).
+    #[error("this store is not backed up by the service: {0}")]
+    BackupNotSupported(&'static str),
+    /// The backup could not be written; the store itself is untouched.
+    #[error("{0}")]
+    BackupFailed(String),
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.
@@ -997,6 +1005,29 @@ impl Dispatcher {
             .remove_crew_tokens(revoked.iter().map(|record| &record.token_sha256));
         tracing::info!(crew.id = %crew, tokens = revoked.len(), "crew tokens revoked");
         Ok(revoked.len())
+    }
+
+    /// Writes an online backup of the store: everything committed when it begins, while
+    /// writes go on. Only the embedded store has one; Redis is backed up with Redis's tools.
+    pub async fn back_up_store(&self) -> Result<Backup, ServiceError> {
+        let taken_at = self.clock.now();
+        let backup = self
+            .store
+            .backup(taken_at)
+            .ok_or(ServiceError::BackupNotSupported(
+                "only the embedded store on disk is; back up Redis with its own persistence",
+            ))?;
+        let backup = backup.await.map_err(|error| {
+            tracing::error!(%error, "store backup failed");
+            ServiceError::BackupFailed(error.to_string())
+        })?;
+        tracing::info!(
+            backup.path = %backup.path.display(),
+            backup.events = backup.events,
+            backup.bytes = backup.bytes,
+            "store backed up"
+        );
+        Ok(backup)
     }
 
     /// Records every SLA checkpoint due now ([`Command::FireDeadlines`]): warnings,

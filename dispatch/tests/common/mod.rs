@@ -119,6 +119,11 @@ impl DataPlace {
         }
     }
 
+    /// Whether the app keeps its data in Redis rather than in the embedded store.
+    pub fn on_redis(&self) -> bool {
+        self.redis.is_some()
+    }
+
     /// A fresh place on the embedded store, whatever the suite's backend: for apps that
     /// bring their own store.
     fn embedded() -> Self {
