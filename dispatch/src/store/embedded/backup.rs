@@ -26,6 +26,10 @@ const ROWS_PER_COMMIT: u64 = 50_000;
 /// How many backups may share one second's name before the next is refused.
 const NAMES_PER_SECOND: u32 = 100;
 
+/// Free space a backup must leave on the disk, beyond its own size, for the store to go on
+/// growing: a disk filled by a backup would stop the store's commits, and the service.
+pub const SPACE_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
+
 /// Writes a backup of `db` into `store_dir/backups/`, named for `taken_at`.
 pub(super) fn write(
     db: &Database,
@@ -39,6 +43,17 @@ pub(super) fn write(
     let dir = store_dir.join(DIR_NAME);
     std::fs::create_dir_all(&dir)
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
+    // The copy holds at most what the store's file does.
+    let store_bytes = std::fs::metadata(store_dir.join(FILE_NAME))
+        .map_err(|e| failed(format!("cannot read the store's size: {e}")))?
+        .len();
+    let stats = rustix::fs::statvfs(&dir).map_err(|e| {
+        failed(format!(
+            "cannot read the free space of {}: {e}",
+            dir.display()
+        ))
+    })?;
+    room_for(store_bytes, stats.f_bavail.saturating_mul(stats.f_frsize)).map_err(failed)?;
     let path = free_name(&dir, taken_at)?;
     let partial = partial_name(&path);
     // A partial file is left only by a crash during an earlier copy: never a backup.
@@ -123,6 +138,21 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     }
 }
 
+/// Refuses a backup that would leave less than [`SPACE_RESERVE_BYTES`] free.
+fn room_for(store_bytes: u64, available_bytes: u64) -> Result<(), String> {
+    let needed = store_bytes.saturating_add(SPACE_RESERVE_BYTES);
+    if available_bytes < needed {
+        return Err(format!(
+            "not enough free space: a copy of {} MiB needs {} MiB free with the reserve the \
+             store keeps to grow, and {} MiB are",
+            store_bytes >> 20,
+            needed >> 20,
+            available_bytes >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// `dispatch-20261201T130509Z.redb`, or with `-2`, `-3`… when that second's name is taken.
 fn free_name(dir: &Path, taken_at: Timestamp) -> Result<PathBuf, StoreError> {
     let stem = FILE_NAME.trim_end_matches(".redb");
@@ -167,6 +197,16 @@ fn failed(reason: String) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backup_must_leave_the_reserve_free() {
+        const MIB: u64 = 1 << 20;
+        let store = 100 * MIB;
+        assert!(room_for(store, store + SPACE_RESERVE_BYTES).is_ok());
+        let refused = room_for(store, store + SPACE_RESERVE_BYTES - 1).unwrap_err();
+        assert!(refused.contains("not enough free space"), "{refused}");
+        assert!(room_for(u64::MAX - 1, u64::MAX - 1).is_err(), "no overflow");
+    }
 
     #[test]
     fn names_carry_the_second_and_never_repeat() {
