@@ -20,8 +20,12 @@ use std::path::{Path, PathBuf};
 /// The directory, inside the store's, that backups are written to.
 pub const DIR_NAME: &str = "backups";
 
-/// Rows copied per transaction into the backup: bounds the memory a large copy holds.
+/// Rows copied per transaction into the backup, each committed with an fsync: bounds the
+/// memory a large copy holds (redb keeps a transaction's pages until it is durable).
 const ROWS_PER_COMMIT: u64 = 50_000;
+
+/// The copy's page cache: it is written once and closed, not read.
+const COPY_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many backups may share one second's name before the next is refused.
 const NAMES_PER_SECOND: u32 = 100;
@@ -86,17 +90,15 @@ pub(super) fn write(
 
 /// Copies every table into a new database at `target`, durably; returns the events copied.
 fn copy_all(snapshot: &ReadTransaction, target: &Path) -> Result<u64, StoreError> {
-    let copy = Database::create(target)
+    let copy = redb::Builder::new()
+        .set_cache_size(COPY_CACHE_BYTES)
+        .create(target)
         .map_err(|e| failed(format!("cannot create {}: {e}", target.display())))?;
     copy_table(snapshot, &copy, META)?;
     let events = copy_table(snapshot, &copy, EVENTS)?;
     copy_table(snapshot, &copy, TICKET_EVENTS)?;
     copy_table(snapshot, &copy, IDEMPOTENCY)?;
     copy_table(snapshot, &copy, CREW_TOKENS)?;
-    // The chunks were committed without an fsync; one empty commit with one makes them all
-    // durable.
-    let txn = copy.begin_write().map_err(write_error)?;
-    txn.commit().map_err(write_error)?;
     Ok(events)
 }
 
@@ -115,9 +117,7 @@ fn copy_table<K: Key + 'static, V: Value + 'static>(
     let mut rows = source.iter().map_err(write_error)?;
     let mut copied = 0u64;
     loop {
-        let mut txn = copy.begin_write().map_err(write_error)?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| failed(e.to_string()))?;
+        let txn = copy.begin_write().map_err(write_error)?;
         let mut chunk = 0;
         {
             let mut target = txn.open_table(table).map_err(write_error)?;
