@@ -167,5 +167,11 @@ fn benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(match_benches, benches);
+criterion_group! {
+    name = match_benches;
+    // Figures are quoted, never plotted; plotting needs system fonts a fresh machine lacks
+    // (criterion's plotters backend panics without them, after the measurements).
+    config = Criterion::default().without_plots();
+    targets = benches
+}
 criterion_main!(match_benches);
