@@ -321,6 +321,11 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
     writer.await.expect("writer task");
 
     let backups = dir.path().join(BACKUP_DIR_NAME);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backups).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "backups hold personal data: {mode:o}");
+    }
     assert_eq!(
         backup.path,
         backups.join("dispatch-20251201T130509Z.redb"),

@@ -15,6 +15,7 @@ use redb::{
     Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
     Value,
 };
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// The directory, inside the store's, that backups are written to.
@@ -45,7 +46,12 @@ pub(super) fn write(
         .begin_read()
         .map_err(|e| failed(format!("cannot read the store: {e}")))?;
     let dir = store_dir.join(DIR_NAME);
-    std::fs::create_dir_all(&dir)
+    // Backups hold callers' phones and addresses: the directory is the service user's alone
+    // (when this creates it; an operator's own choice of mode stays).
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
         .map_err(|e| failed(format!("cannot create {}: {e}", dir.display())))?;
     // The copy holds at most what the store's file does.
     let store_bytes = std::fs::metadata(store_dir.join(FILE_NAME))
