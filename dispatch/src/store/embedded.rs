@@ -23,9 +23,10 @@
 //! - with an fsync (`redb::Durability::Immediate`) when any batch in the group is
 //!   [`Durability::Durable`], then answers each durable batch;
 //! - without one (`redb::Durability::None`) when the group holds only
-//!   [`Durability::Lazy`] batches. Their futures resolved as soon as they were enqueued; the
-//!   next fsync makes them durable, and the writer forces one within [`LAZY_SYNC_INTERVAL`]
-//!   of the first unsynced commit, so a crash loses at most about that much of them.
+//!   [`Durability::Lazy`] batches. Their futures resolved as soon as they were enqueued, so
+//!   the writer first lets more gather for [`LAZY_GATHER`]; the next fsync makes them
+//!   durable, and the writer forces one within [`LAZY_SYNC_INTERVAL`] of the first unsynced
+//!   commit, so a crash loses at most about that much of them.
 //!
 //! # Failure
 //! The engine applies a batch to its memory before the store commits it. Once one batch
