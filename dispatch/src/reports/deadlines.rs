@@ -3,7 +3,7 @@
 //! tickets nearest to a breach by their time left.
 //!
 //! Which stage runs follows from the ticket's state, as the SLA policy defines the stages
-//! (see [`crate::domain::sla`]): arrival runs from the report until the crew is on site, so a
+//! (see [`crate::domain::SlaPolicy`]): arrival runs from the report until the crew is on site, so a
 //! dispatched ticket runs two clocks at once (acknowledge and arrive).
 
 use crate::domain::{SlaStage, Ticket, TicketState, Timestamp};

@@ -6,7 +6,7 @@
 //! the other already sent. Instead one instance at a time holds the region's **lease** (a key
 //! with a time to live, renewed while held) and only it appends; the others follow the log
 //! ([`SharedLog::tail`]) to keep their engines current for reads and `/v1/events`, and hand
-//! writes to the holder (see `api/forward.rs`). Every append runs [`append.lua`]: it refuses
+//! writes to the holder (see `api/forward.rs`). Every append runs `append.lua`: it refuses
 //! the batch unless the caller's lease value is the one in Redis and the batch's sequence
 //! number follows the log's last, so a holder that lost its lease (a pause, a partition)
 //! can never extend the log behind the new holder's back — its memory is then rebuilt from
