@@ -1044,6 +1044,11 @@ async fn a_backup_that_cannot_be_written_is_a_503_and_the_store_goes_on() {
         error_code(status, &body, StatusCode::SERVICE_UNAVAILABLE),
         "backup_failed"
     );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the backup was not written: cannot create"),
+        "the reason, not a store said to be down: {message}"
+    );
     let ticket = app.create(report()).await;
     let (status, _) = app
         .get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)

@@ -360,7 +360,10 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
         .await
         .unwrap();
 
-    // A second backup in the same second gets a name of its own, and holds everything.
+    // A second backup in the same second gets a name of its own, and holds everything; it
+    // clears away what a copy cut short by a crash left.
+    let cut_short = backups.join(".dispatch-20250101T000000Z.redb.partial");
+    std::fs::write(&cut_short, b"cut short").unwrap();
     let second = store
         .backup(Timestamp::from_millis(1_764_594_309_500))
         .expect("a store on disk backs up")
@@ -371,6 +374,10 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
         backups.join("dispatch-20251201T130509Z-2.redb")
     );
     assert_eq!(second.events, BATCHES * 3);
+    assert!(
+        !cut_short.exists(),
+        "a partial file outlived the next backup"
+    );
 }
 
 #[test]

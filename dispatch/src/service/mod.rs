@@ -1019,7 +1019,13 @@ impl Dispatcher {
             ))?;
         let backup = backup.await.map_err(|error| {
             tracing::error!(%error, "store backup failed");
-            ServiceError::BackupFailed(error.to_string())
+            // The reason alone: the error's own wording ("the store is unavailable") is not
+            // true of a store that goes on taking writes.
+            let (StoreError::Unavailable(reason)
+            | StoreError::OutcomeUnknown(reason)
+            | StoreError::Corrupt(reason)
+            | StoreError::Unfit(reason)) = error;
+            ServiceError::BackupFailed(reason)
         })?;
         tracing::info!(
             backup.path = %backup.path.display(),

@@ -6,7 +6,8 @@
 //! the service and put it in place of `dispatch.redb`.
 //!
 //! The copy is written under a hidden `.partial` name and renamed once it is synced, so a
-//! file with the final name is always a complete backup, even after a crash mid-copy.
+//! file with the final name is always a complete backup, even after a crash mid-copy; the
+//! next backup removes what such a crash left.
 
 use super::{CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
 use crate::domain::Timestamp;
@@ -64,10 +65,9 @@ pub(super) fn write(
         ))
     })?;
     room_for(store_bytes, stats.f_bavail.saturating_mul(stats.f_frsize)).map_err(failed)?;
+    remove_partials(&dir)?;
     let path = free_name(&dir, taken_at)?;
     let partial = partial_name(&path);
-    // A partial file is left only by a crash during an earlier copy: never a backup.
-    remove_if_present(&partial)?;
     let copied = copy_all(&snapshot, &partial);
     drop(snapshot);
     let events = match copied {
@@ -183,12 +183,25 @@ fn partial_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial"))
 }
 
-fn remove_if_present(path: &Path) -> Result<(), StoreError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(failed(format!("cannot remove {}: {e}", path.display()))),
+/// Removes what copies cut short by a crash left behind: partial files are never backups,
+/// and backups run one at a time, so none is being written now.
+fn remove_partials(dir: &Path) -> Result<(), StoreError> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| failed(format!("cannot list {}: {e}", dir.display())))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| failed(format!("cannot list {}: {e}", dir.display())))?
+            .path();
+        let is_partial = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.') && n.ends_with(".partial"));
+        if is_partial {
+            std::fs::remove_file(&path)
+                .map_err(|e| failed(format!("cannot remove {}: {e}", path.display())))?;
+        }
     }
+    Ok(())
 }
 
 fn write_error(e: impl Into<redb::Error>) -> StoreError {
