@@ -278,7 +278,7 @@ fn benches(c: &mut Criterion) {
     let backup = runtime
         .block_on(
             store
-                .backup(dispatch::domain::Timestamp::from_millis(0))
+                .backup(dispatch::domain::Timestamp::from_millis(0), 0)
                 .expect("a store on disk backs up"),
         )
         .expect("the backup");

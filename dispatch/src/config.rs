@@ -96,6 +96,9 @@ pub struct StoreConfig {
     /// A write not committed within this long is treated as failed (503, service marked
     /// failed), so a hung disk cannot hold requests forever.
     pub write_timeout_ms: u64,
+    /// Embedded: how many backups `POST /v1/admin/backups` leaves in `backups/`, the one it
+    /// just took included; the oldest beyond go. 0 keeps every one.
+    pub backups_keep: u32,
 }
 
 /// One Redis URL, or several Cluster nodes.
@@ -126,6 +129,8 @@ impl Default for StoreConfig {
             lease_ms: 3_000,
             command_timeout_ms: 2_000,
             write_timeout_ms: 10_000,
+            // A week of nightly backups.
+            backups_keep: 7,
         }
     }
 }

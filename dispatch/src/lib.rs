@@ -178,6 +178,7 @@ pub async fn recover(
         DispatcherOptions {
             write_timeout: config.store.write_timeout(),
             lease: config.store.lease(),
+            backups_keep: config.store.backups_keep,
             reports: reports::ReportSettings {
                 reliability: config.reliability.clone(),
                 etr: config.etr.clone(),

@@ -999,6 +999,11 @@ async fn a_backup_restores_every_ticket_answered_before_it() {
         backup["taken_at"].as_str().unwrap().ends_with('Z'),
         "{backup}"
     );
+    assert_eq!(
+        backup["removed"],
+        json!([]),
+        "two backups of the seven kept"
+    );
     let later = app.create(report()).await;
 
     // Restore: the service stopped, the backup in place of the store's file.

@@ -314,7 +314,7 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
         })
     };
     let backup = store
-        .backup(Timestamp::from_millis(1_764_594_309_000))
+        .backup(Timestamp::from_millis(1_764_594_309_000), 2)
         .expect("a store on disk backs up")
         .await
         .expect("the backup");
@@ -365,7 +365,7 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
     let cut_short = backups.join(".dispatch-20250101T000000Z.redb.partial");
     std::fs::write(&cut_short, b"cut short").unwrap();
     let second = store
-        .backup(Timestamp::from_millis(1_764_594_309_500))
+        .backup(Timestamp::from_millis(1_764_594_309_500), 2)
         .expect("a store on disk backs up")
         .await
         .unwrap();
@@ -378,10 +378,21 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
         !cut_short.exists(),
         "a partial file outlived the next backup"
     );
+    assert!(backup.removed.is_empty() && second.removed.is_empty());
+
+    // A third, with two kept: the oldest goes, the newer two stay.
+    let third = store
+        .backup(Timestamp::from_millis(1_764_597_909_000), 2)
+        .expect("a store on disk backs up")
+        .await
+        .unwrap();
+    assert_eq!(third.removed, std::slice::from_ref(&backup.path));
+    assert!(!backup.path.exists());
+    assert!(second.path.exists() && third.path.exists());
 }
 
 #[test]
 fn a_store_in_memory_has_no_backup() {
     let store = EmbeddedStore::in_memory().unwrap();
-    assert!(store.backup(Timestamp::from_millis(0)).is_none());
+    assert!(store.backup(Timestamp::from_millis(0), 7).is_none());
 }

@@ -87,6 +87,11 @@ pub async fn back_up_store(
             events: backup.events,
             bytes: backup.bytes,
             taken_at: rfc3339(backup.taken_at),
+            removed: backup
+                .removed
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect(),
         }),
     ))
 }

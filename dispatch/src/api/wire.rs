@@ -366,6 +366,8 @@ pub struct BackupOut {
     pub events: u64,
     pub bytes: u64,
     pub taken_at: String,
+    /// Older backups removed after this one, beyond `[store] backups_keep`.
+    pub removed: Vec<String>,
 }
 
 // ---- Responses ----

@@ -149,6 +149,8 @@ pub struct DispatcherOptions {
     pub lease: Duration,
     /// How the reports and restoration estimates count (`[reliability]`, `[etr]`).
     pub reports: crate::reports::ReportSettings,
+    /// How many store backups to keep (0: all).
+    pub backups_keep: u32,
 }
 
 impl Default for DispatcherOptions {
@@ -157,6 +159,7 @@ impl Default for DispatcherOptions {
             write_timeout: Duration::from_secs(10),
             lease: Duration::from_secs(3),
             reports: crate::reports::ReportSettings::default(),
+            backups_keep: crate::config::StoreConfig::default().backups_keep,
         }
     }
 }
@@ -1013,7 +1016,7 @@ impl Dispatcher {
         let taken_at = self.clock.now();
         let backup = self
             .store
-            .backup(taken_at)
+            .backup(taken_at, self.options.backups_keep)
             .ok_or(ServiceError::BackupNotSupported(
                 "only the embedded store on disk is; back up Redis with its own persistence",
             ))?;
@@ -1031,6 +1034,7 @@ impl Dispatcher {
             backup.path = %backup.path.display(),
             backup.events = backup.events,
             backup.bytes = backup.bytes,
+            backup.removed = backup.removed.len(),
             "store backed up"
         );
         Ok(backup)

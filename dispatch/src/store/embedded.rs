@@ -370,7 +370,11 @@ impl Store for EmbeddedStore {
         })
     }
 
-    fn backup(&self, taken_at: Timestamp) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
+    fn backup(
+        &self,
+        taken_at: Timestamp,
+        keep: u32,
+    ) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
         let dir = self.dir.clone()?;
         let db = Arc::clone(&self.db);
         let backing_up = Arc::clone(&self.backing_up);
@@ -379,7 +383,7 @@ impl Store for EmbeddedStore {
             let _one_at_a_time = backing_up
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            backup::write(&db, &dir, taken_at)
+            backup::write(&db, &dir, taken_at, keep)
         })))
     }
 

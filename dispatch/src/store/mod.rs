@@ -134,9 +134,14 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Writes a consistent copy of everything committed so far into a new file of its own,
-    /// named for `taken_at`, while writes go on. `None` when the backend keeps no file of its
-    /// own to copy: Redis is backed up with Redis's tools, a store in memory has no disk.
-    fn backup(&self, _taken_at: Timestamp) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
+    /// named for `taken_at`, while writes go on, then removes the oldest backups so that
+    /// `keep` remain (0: none removed). `None` when the backend keeps no file of its own to
+    /// copy: Redis is backed up with Redis's tools, a store in memory has no disk.
+    fn backup(
+        &self,
+        _taken_at: Timestamp,
+        _keep: u32,
+    ) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
         None
     }
 }
@@ -152,6 +157,8 @@ pub struct Backup {
     pub bytes: u64,
     /// When it was asked for: it names the file.
     pub taken_at: Timestamp,
+    /// Older backups removed after it, beyond the number kept.
+    pub removed: Vec<std::path::PathBuf>,
 }
 
 /// A batch with its place in a shared log: 1 for the first batch ever appended, then one

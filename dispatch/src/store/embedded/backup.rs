@@ -7,7 +7,9 @@
 //!
 //! The copy is written under a hidden `.partial` name and renamed once it is synced, so a
 //! file with the final name is always a complete backup, even after a crash mid-copy; the
-//! next backup removes what such a crash left.
+//! next backup removes what such a crash left. Once the new backup is in place, the oldest
+//! beyond the number to keep are removed: backups run on a schedule, and a disk they fill
+//! would stop the store.
 
 use super::{CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
 use crate::domain::Timestamp;
@@ -36,11 +38,13 @@ const NAMES_PER_SECOND: u32 = 100;
 /// growing: a disk filled by a backup would stop the store's commits, and the service.
 pub const SPACE_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Writes a backup of `db` into `store_dir/backups/`, named for `taken_at`.
+/// Writes a backup of `db` into `store_dir/backups/`, named for `taken_at`, then removes the
+/// oldest backups so that `keep` remain (none when `keep` is 0).
 pub(super) fn write(
     db: &Database,
     store_dir: &Path,
     taken_at: Timestamp,
+    keep: u32,
 ) -> Result<Backup, StoreError> {
     // First, so the copy holds every batch committed before the backup was asked for.
     let snapshot = db
@@ -86,12 +90,87 @@ pub(super) fn write(
     let bytes = std::fs::metadata(&path)
         .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?
         .len();
+    let removed = remove_old(&dir, keep, &path);
     Ok(Backup {
         path,
         events,
         bytes,
         taken_at,
+        removed,
     })
+}
+
+/// Removes the oldest backups in `dir` beyond the newest `keep`, never `written` (the backup
+/// just taken, kept even when a clock set back gave it an older name), and never a file
+/// whose name is not a backup's. Returns what it removed. A file that cannot be removed is
+/// logged and left: the backup just taken is good, and the next one tries again.
+fn remove_old(dir: &Path, keep: u32, written: &Path) -> Vec<PathBuf> {
+    if keep == 0 {
+        return Vec::new();
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), %error, "cannot list backups to remove old ones");
+            return Vec::new();
+        }
+    };
+    let mut older: Vec<(BackupName, PathBuf)> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path != written)
+        .filter_map(|path| {
+            let name = BackupName::parse(path.file_name()?.to_str()?)?;
+            Some((name, path))
+        })
+        .collect();
+    // Newest first; the one just written is the first kept.
+    older.sort_by_key(|(name, _)| std::cmp::Reverse(*name));
+    let mut removed = Vec::new();
+    for (_, path) in older.into_iter().skip(keep as usize - 1) {
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(error) => {
+                tracing::warn!(backup = %path.display(), %error, "cannot remove an old backup");
+            }
+        }
+    }
+    if !removed.is_empty()
+        && let Err(error) = std::fs::File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::warn!(dir = %dir.display(), %error, "cannot sync the backups directory");
+    }
+    removed
+}
+
+/// What a backup's file name says of when it was taken: its second, then its place among
+/// that second's backups (the first has no number, the next `-2`, `-3`…). Ordered by it;
+/// the names alone would not be (`…Z-2.redb` sorts before `…Z.redb`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct BackupName {
+    /// `20261201T130509`: digits only, so it orders as the time does.
+    second: u64,
+    n: u32,
+}
+
+impl BackupName {
+    /// `dispatch-20261201T130509Z.redb` or `dispatch-20261201T130509Z-2.redb`; anything else
+    /// (an operator's own file, a partial copy) is `None`.
+    fn parse(name: &str) -> Option<Self> {
+        let stem = FILE_NAME.trim_end_matches(".redb");
+        let rest = name.strip_prefix(stem)?.strip_prefix('-')?;
+        let rest = rest.strip_suffix(".redb")?;
+        let (stamp, n) = match rest.split_once("Z-") {
+            Some((stamp, n)) => (stamp, n.parse::<u32>().ok().filter(|n| *n >= 2)?),
+            None => (rest.strip_suffix('Z')?, 1),
+        };
+        let (date, time) = stamp.split_once('T')?;
+        let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(date, 8) && digits(time, 6)) {
+            return None;
+        }
+        let second = format!("{date}{time}").parse().ok()?;
+        Some(BackupName { second, n })
+    }
 }
 
 /// Copies every table into a new database at `target`, durably; returns the events copied.
@@ -225,6 +304,74 @@ mod tests {
         let refused = room_for(store, store + SPACE_RESERVE_BYTES - 1).unwrap_err();
         assert!(refused.contains("not enough free space"), "{refused}");
         assert!(room_for(u64::MAX - 1, u64::MAX - 1).is_err(), "no overflow");
+    }
+
+    #[test]
+    fn backup_names_order_by_second_then_number() {
+        let name = |s| BackupName::parse(s);
+        let first = name("dispatch-20251201T130509Z.redb").expect("a backup");
+        let second = name("dispatch-20251201T130509Z-2.redb").expect("a backup");
+        let tenth = name("dispatch-20251201T130509Z-10.redb").expect("a backup");
+        let later = name("dispatch-20251201T130510Z.redb").expect("a backup");
+        assert!(first < second && second < tenth && tenth < later);
+        for other in [
+            "dispatch.redb",
+            ".dispatch-20251201T130509Z.redb.partial",
+            "dispatch-20251201T130509Z.redb.bak",
+            "dispatch-20251201T130509Z-1.redb",
+            "dispatch-20251201T130509Z-x.redb",
+            "dispatch-2025120T130509Z.redb",
+            "dispatch-20251201T13050aZ.redb",
+            "notes-20251201T130509Z.redb",
+            "dispatch-20251201T130509.redb",
+        ] {
+            assert_eq!(name(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn old_backups_beyond_the_number_kept_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let names = [
+            "dispatch-20251130T020000Z.redb",
+            "dispatch-20251201T020000Z.redb",
+            "dispatch-20251201T020000Z-2.redb",
+            "dispatch-20251202T020000Z.redb",
+            "operator-copy.redb",
+            "dispatch.redb",
+        ];
+        for name in names {
+            std::fs::write(dir.path().join(name), b"x").expect("write");
+        }
+        let written = dir.path().join("dispatch-20251202T020000Z.redb");
+        let removed = remove_old(dir.path(), 3, &written);
+        let removed: Vec<_> = removed
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str())
+            .collect();
+        assert_eq!(removed, ["dispatch-20251130T020000Z.redb"]);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "dispatch-20251201T020000Z-2.redb",
+                "dispatch-20251201T020000Z.redb",
+                "dispatch-20251202T020000Z.redb",
+                "dispatch.redb",
+                "operator-copy.redb",
+            ]
+        );
+        // Keeping one leaves only the one just written, even when it has the oldest name
+        // (a clock set back).
+        let written = dir.path().join("dispatch-20251201T020000Z.redb");
+        assert_eq!(remove_old(dir.path(), 1, &written).len(), 2);
+        assert!(written.exists());
+        // 0 keeps everything.
+        assert!(remove_old(dir.path(), 0, &written).is_empty());
     }
 
     #[test]
