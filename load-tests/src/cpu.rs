@@ -52,3 +52,72 @@ fn sum_over(
     }
     Ok(total)
 }
+
+/// The whole machine's CPU time so far, in clock ticks over every core.
+#[derive(Debug, Clone, Copy)]
+pub struct Machine {
+    busy: u64,
+    idle: u64,
+    iowait: u64,
+    steal: u64,
+}
+
+/// Reads `/proc/stat`.
+pub fn machine() -> anyhow::Result<Machine> {
+    use procfs::CurrentSI;
+    let total = procfs::KernelStats::current()
+        .context("reading /proc/stat")?
+        .total;
+    Ok(Machine {
+        // `guest` is counted inside `user` already.
+        busy: total.user
+            + total.nice
+            + total.system
+            + total.irq.unwrap_or(0)
+            + total.softirq.unwrap_or(0),
+        idle: total.idle,
+        iowait: total.iowait.unwrap_or(0),
+        steal: total.steal.unwrap_or(0),
+    })
+}
+
+impl Machine {
+    /// How the cores spent the time since `before`, as shares of it: busy, idle, idle while
+    /// a disk write was outstanding (a writer in `fsync` with nothing else to run), stolen by
+    /// the host. Idle time during a measurement is throughput the service left on the table:
+    /// the requests were all waiting for something other than a core.
+    pub fn since(&self, before: &Machine) -> MachineShares {
+        let busy = self.busy.saturating_sub(before.busy) as f64;
+        let idle = self.idle.saturating_sub(before.idle) as f64;
+        let iowait = self.iowait.saturating_sub(before.iowait) as f64;
+        let steal = self.steal.saturating_sub(before.steal) as f64;
+        let all = (busy + idle + iowait + steal).max(1.0);
+        MachineShares {
+            busy: busy / all,
+            idle: idle / all,
+            iowait: iowait / all,
+            steal: steal / all,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MachineShares {
+    pub busy: f64,
+    pub idle: f64,
+    pub iowait: f64,
+    pub steal: f64,
+}
+
+impl std::fmt::Display for MachineShares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} % busy, {:.0} % idle, {:.0} % idle waiting on the disk, {:.0} % stolen",
+            100.0 * self.busy,
+            100.0 * self.idle,
+            100.0 * self.iowait,
+            100.0 * self.steal
+        )
+    }
+}

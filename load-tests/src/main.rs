@@ -156,7 +156,9 @@ async fn main() -> anyhow::Result<()> {
             // ratios compare runs a few seconds apart.
             let cpu_before = cpu::seconds(&floor_pids)?;
             let client_before = cpu::own_seconds()?;
+            let machine_before = cpu::machine()?;
             let baseline = clients::run_floor(&floor.url, *scenario, &limits, &points).await?;
+            let machine = cpu::machine()?.since(&machine_before);
             let floor_cpu = per_request_us(cpu::seconds(&floor_pids)? - cpu_before, &baseline);
             let client_cpu = per_request_us(cpu::own_seconds()? - client_before, &baseline);
             floor_cpu_per_request.push(floor_cpu);
@@ -167,10 +169,12 @@ async fn main() -> anyhow::Result<()> {
                 Some((floor_cpu, client_cpu)),
                 &baseline,
             );
+            print_machine(&machine);
             let mut first = None;
             for (i, backend) in under_test.iter().enumerate() {
                 let cpu_before = cpu::seconds(&backend.pids)?;
                 let client_before = cpu::own_seconds()?;
+                let machine_before = cpu::machine()?;
                 let rewrites_before = backend
                     .redis
                     .as_ref()
@@ -199,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
                         .await?
                     }
                 };
+                let machine = cpu::machine()?.since(&machine_before);
                 let cpu = per_request_us(cpu::seconds(&backend.pids)? - cpu_before, &measured);
                 let client_cpu = per_request_us(cpu::own_seconds()? - client_before, &measured);
                 cpu_per_request[i].push(cpu);
@@ -208,6 +213,7 @@ async fn main() -> anyhow::Result<()> {
                     // Their CPU is inside the row above: the two kinds share the processes.
                     print_row("  of which crew acks", acks, None, &baseline);
                 }
+                print_machine(&machine);
                 println!(
                     "|   server memory after it: {:.0} MiB resident | | | | | | | | | | |",
                     cpu::resident_mib(&backend.pids)?
@@ -323,6 +329,11 @@ fn per_request_us(cpu_seconds: f64, outcome: &Outcome) -> f64 {
 }
 
 /// `cpu_us`: the servers' and the harness's CPU per request, when measured for this row.
+/// Where the two cores' time went during the measurement above.
+fn print_machine(machine: &cpu::MachineShares) {
+    println!("|   the machine during it: {machine} | | | | | | | | | | |");
+}
+
 fn print_row(name: &str, measured: &Outcome, cpu_us: Option<(f64, f64)>, floor: &Outcome) {
     let h = &measured.latency_us;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
