@@ -968,6 +968,23 @@ async fn a_backup_restores_every_ticket_answered_before_it() {
         return;
     }
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Counters are process-wide and other tests run beside this one; only this test backs
+    // up, but compare before and after all the same.
+    let written = r#"dispatch_backups_total{result="written"}"#;
+    let backups_written = || async {
+        let text = app
+            .request(Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(written))
+            .map_or(0.0, |rest| rest.trim().parse::<f64>().unwrap())
+    };
+    let written_before = backups_written().await;
     let (status, body) = app.post("/v1/admin/backups", AGENT, Value::Null).await;
     assert_eq!(
         error_code(status, &body, StatusCode::FORBIDDEN),
@@ -1003,6 +1020,10 @@ async fn a_backup_restores_every_ticket_answered_before_it() {
         backup["removed"],
         json!([]),
         "two backups of the seven kept"
+    );
+    assert!(
+        backups_written().await >= written_before + 1.0,
+        "the backup was not counted"
     );
     let later = app.create(report()).await;
 

@@ -38,6 +38,8 @@ pub const STORE_WRITE_DURATION_SECONDS: &str = "dispatch_store_write_duration_se
 pub const STORE_FAILED: &str = "dispatch_store_failed";
 pub const DECIDES: &str = "dispatch_decides";
 pub const STORM_MODE: &str = "dispatch_storm_mode";
+pub const BACKUPS_TOTAL: &str = "dispatch_backups_total";
+pub const LAST_BACKUP_TIMESTAMP_SECONDS: &str = "dispatch_last_backup_timestamp_seconds";
 
 /// Kind of a declared metric, for the table below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +192,19 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
          or by itself with a shared store)",
     ),
     (
+        BACKUPS_TOTAL,
+        Kind::Counter,
+        &["result"],
+        "Backups of the embedded store asked for, by result: written, or failed",
+    ),
+    (
+        LAST_BACKUP_TIMESTAMP_SECONDS,
+        Kind::Gauge,
+        &[],
+        "Unix time of the newest backup in the store's backups directory (read from its \
+         name at start, then set by each backup); 0 when there is none",
+    ),
+    (
         STORM_MODE,
         Kind::Gauge,
         &[],
@@ -288,6 +303,10 @@ fn describe() {
     }
     gauge!(STORE_FAILED).set(0.0);
     gauge!(EVENT_STREAM_CLIENTS).set(0.0);
+    // The backup alert reads `increase()` of failures, which misses a series' first sample.
+    for result in ["written", "failed"] {
+        counter!(BACKUPS_TOTAL, "result" => result).increment(0);
+    }
     // A counter's series appears at its first increment, and `increase()` cannot see that
     // first one: the first breach after a restart would go unalerted. Start the series that
     // alerts read at zero.
@@ -400,6 +419,8 @@ pub struct Gauges {
     pub decides: bool,
     /// Whether storm mode is on.
     pub storm: bool,
+    /// Unix seconds of the newest backup; `None` before the first.
+    pub last_backup_seconds: Option<f64>,
 }
 
 pub fn set_gauges(gauges: &Gauges) {
@@ -417,6 +438,13 @@ pub fn set_gauges(gauges: &Gauges) {
     gauge!(LAST_EVENT_TIMESTAMP_SECONDS).set(gauges.last_event_seconds.unwrap_or(0.0));
     gauge!(DECIDES).set(if gauges.decides { 1.0 } else { 0.0 });
     gauge!(STORM_MODE).set(if gauges.storm { 1.0 } else { 0.0 });
+    gauge!(LAST_BACKUP_TIMESTAMP_SECONDS).set(gauges.last_backup_seconds.unwrap_or(0.0));
+}
+
+/// A backup was asked for: `written` or not.
+pub fn backup(written: bool) {
+    let result = if written { "written" } else { "failed" };
+    counter!(BACKUPS_TOTAL, "result" => result).increment(1);
 }
 
 /// A client connected to (`+1`) or left (`-1`) the event stream.

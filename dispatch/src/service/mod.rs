@@ -335,6 +335,9 @@ pub struct Dispatcher {
     live: LiveFeed,
     /// Set with a shared store: who decides, and how far this instance has followed.
     replication: Option<replication::Replication>,
+    /// When the newest backup of the store was taken, for the gauge that alerts when
+    /// scheduled backups stop: the store's at start, then each one written.
+    last_backup: Mutex<Option<Timestamp>>,
 }
 
 impl Dispatcher {
@@ -375,7 +378,6 @@ impl Dispatcher {
         };
         Ok(Self {
             inner: Mutex::new(inner),
-            store,
             tokens,
             clock,
             health: Arc::default(),
@@ -384,6 +386,8 @@ impl Dispatcher {
             deadline_recheck: MAX_DEADLINE_SLEEP,
             live: LiveFeed::start(),
             replication,
+            last_backup: Mutex::new(store.newest_backup()),
+            store,
         })
     }
 
@@ -470,6 +474,12 @@ impl Dispatcher {
             last_event_seconds: inner.last_event_at.map(|at| at.as_millis() as f64 / 1000.0),
             decides: self.decides(),
             storm: inner.engine.storm().on,
+            last_backup_seconds: self
+                .last_backup
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .map(|at| at.as_millis() as f64 / 1000.0),
         })
     }
 
@@ -1021,6 +1031,7 @@ impl Dispatcher {
                 "only the embedded store on disk is; back up Redis with its own persistence",
             ))?;
         let backup = backup.await.map_err(|error| {
+            metrics::backup(false);
             tracing::error!(%error, "store backup failed");
             // The reason alone: the error's own wording ("the store is unavailable") is not
             // true of a store that goes on taking writes.
@@ -1037,6 +1048,10 @@ impl Dispatcher {
             backup.removed = backup.removed.len(),
             "store backed up"
         );
+        metrics::backup(true);
+        if let Ok(mut last) = self.last_backup.lock() {
+            *last = Some(last.map_or(backup.taken_at, |at| at.max(backup.taken_at)));
+        }
         Ok(backup)
     }
 

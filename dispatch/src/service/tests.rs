@@ -801,3 +801,40 @@ async fn a_write_with_an_earlier_deadline_wakes_the_sleeping_driver() {
         ["warning:acknowledge:500"]
     );
 }
+
+/// The backup gauge starts from the newest backup the store's directory holds, so a restart
+/// does not look like backups stopping, and each backup written moves it on.
+#[tokio::test]
+async fn the_newest_backup_is_known_from_start_and_after_each_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    for name in [
+        "dispatch-20250614T020000Z.redb",
+        "dispatch-20250615T020000Z.redb",
+        "dispatch-20250615T020000Z-2.redb",
+        "operator-copy-20300101T000000Z.redb",
+    ] {
+        std::fs::write(backups.join(name), b"x").unwrap();
+    }
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    let clock = Arc::new(ManualClock::new(T0));
+    let (service, _) = dispatcher(store, clock.clone(), 2).await;
+    // 2025-06-15T02:00:00Z: the newest backup's name; not the operator's own file.
+    let at_start = 1_749_952_800.0;
+    assert_eq!(
+        service.gauges().unwrap().last_backup_seconds,
+        Some(at_start)
+    );
+
+    let backup = service.back_up_store().await.unwrap();
+    assert_eq!(backup.taken_at, T0);
+    assert_eq!(
+        service.gauges().unwrap().last_backup_seconds,
+        Some(T0.as_millis() as f64 / 1000.0)
+    );
+
+    // A store with no file of its own has no backups at all.
+    let (fresh, _) = dispatcher(memory_store(), clock, 2).await;
+    assert_eq!(fresh.gauges().unwrap().last_backup_seconds, None);
+}

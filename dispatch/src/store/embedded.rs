@@ -387,6 +387,10 @@ impl Store for EmbeddedStore {
         })))
     }
 
+    fn newest_backup(&self) -> Option<Timestamp> {
+        backup::newest(self.dir.as_deref()?)
+    }
+
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         let (requests, thread) = self.detach_writer();
         Box::pin(async move {

@@ -144,6 +144,11 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     ) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
         None
     }
+
+    /// When the newest backup [`Store::backup`] left was taken (to the second), if any.
+    fn newest_backup(&self) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// A backup [`Store::backup`] wrote and synced.

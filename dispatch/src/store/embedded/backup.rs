@@ -142,6 +142,16 @@ fn remove_old(dir: &Path, keep: u32, written: &Path) -> Vec<PathBuf> {
     removed
 }
 
+/// When the newest backup in `store_dir/backups/` was taken, from its name; `None` when
+/// there is none (or the directory cannot be read: nothing is known of a backup then).
+pub(super) fn newest(store_dir: &Path) -> Option<Timestamp> {
+    std::fs::read_dir(store_dir.join(DIR_NAME))
+        .ok()?
+        .filter_map(|entry| BackupName::parse(entry.ok()?.file_name().to_str()?))
+        .max()?
+        .taken_at()
+}
+
 /// What a backup's file name says of when it was taken: its second, then its place among
 /// that second's backups (the first has no number, the next `-2`, `-3`…). Ordered by it;
 /// the names alone would not be (`…Z-2.redb` sorts before `…Z.redb`).
@@ -170,6 +180,14 @@ impl BackupName {
         }
         let second = format!("{date}{time}").parse().ok()?;
         Some(BackupName { second, n })
+    }
+
+    /// The second it was taken in.
+    fn taken_at(self) -> Option<Timestamp> {
+        let civil =
+            jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", format!("{:014}", self.second)).ok()?;
+        let at = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+        Some(Timestamp::from_millis(at.as_millisecond()))
     }
 }
 
@@ -372,6 +390,29 @@ mod tests {
         assert!(written.exists());
         // 0 keeps everything.
         assert!(remove_old(dir.path(), 0, &written).is_empty());
+    }
+
+    #[test]
+    fn the_newest_backup_is_read_from_the_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(newest(dir.path()), None, "no backups directory");
+        let backups = dir.path().join(DIR_NAME);
+        std::fs::create_dir(&backups).expect("mkdir");
+        assert_eq!(newest(dir.path()), None, "an empty one");
+        let at = Timestamp::from_millis(1_764_594_309_123); // 2025-12-01T13:05:09.123Z
+        let path = free_name(&backups, at).expect("a name");
+        std::fs::write(&path, b"x").expect("write");
+        std::fs::write(
+            backups.join(".dispatch-20301201T130509Z.redb.partial"),
+            b"x",
+        )
+        .expect("write");
+        std::fs::write(backups.join("dispatch-20201201T130509Z.redb"), b"x").expect("write");
+        assert_eq!(
+            newest(dir.path()),
+            Some(Timestamp::from_millis(1_764_594_309_000)),
+            "the newest, to the second its name carries"
+        );
     }
 
     #[test]
