@@ -36,6 +36,9 @@ use tokio::net::TcpListener;
 /// How often the metrics recorder drops idle series and refreshes histogram windows.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
+/// How long a driver that panicked (or stopped, on a shared store) waits before it runs again.
+const DRIVER_RESTART: Duration = Duration::from_secs(1);
+
 /// Why the service could not start, or stopped badly.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -200,8 +203,17 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let metrics = metrics::install();
     let app = api::app(dispatcher.clone(), metrics.clone(), server);
-    let deadlines = tokio::spawn(dispatcher.clone().drive_deadlines());
-    let batches = tokio::spawn(dispatcher.clone().drive_batches());
+    // A shared store heals without a restart, so its drivers must outlive a failure; a store
+    // of its own needs a restart after one, which starts them again.
+    let shared = dispatcher.is_shared();
+    let deadlines = tokio::spawn(supervise("deadline driver", shared, {
+        let dispatcher = dispatcher.clone();
+        move || dispatcher.clone().drive_deadlines()
+    }));
+    let batches = tokio::spawn(supervise("batch driver", shared, {
+        let dispatcher = dispatcher.clone();
+        move || dispatcher.clone().drive_batches()
+    }));
     // With a shared store: follow the log, take the lease when free, heal after a failure.
     let mut replication = Vec::new();
     if dispatcher.is_shared() {
@@ -257,4 +269,70 @@ pub async fn serve(
     closed.map_err(ServeError::Close)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs a background driver, and runs it again a moment later if it panics (a bug in one
+/// decision must not leave every later deadline unfired) or, when `restart_when_stopped`,
+/// if it returns: a driver returns when the engine's lock was poisoned or the dispatcher
+/// failed, which a shared store heals without a restart. Aborting this task stops both.
+async fn supervise<F, Fut>(name: &'static str, restart_when_stopped: bool, mut run: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use futures_util::FutureExt;
+    loop {
+        match std::panic::AssertUnwindSafe(run()).catch_unwind().await {
+            Ok(()) if !restart_when_stopped => return,
+            Ok(()) => tracing::warn!(driver = name, "stopped; it starts again in a second"),
+            Err(_) => tracing::error!(driver = name, "panicked; it starts again in a second"),
+        }
+        tokio::time::sleep(DRIVER_RESTART).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A driver that panics on its first run and returns on the next ones; counts its runs.
+    fn flaky(
+        runs: Arc<AtomicUsize>,
+    ) -> impl FnMut() -> futures_util::future::BoxFuture<'static, ()> {
+        use futures_util::FutureExt;
+        move || {
+            let runs = Arc::clone(&runs);
+            async move {
+                if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("a bug in one decision");
+                }
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_driver_that_panics_runs_again_and_one_that_returns_only_on_a_shared_store() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        // Own store: after the panic it runs again; when that run returns, it stays stopped.
+        tokio::time::timeout(
+            DRIVER_RESTART * 60,
+            supervise("test", false, flaky(runs.clone())),
+        )
+        .await
+        .expect("a driver that returned was started again on a store of its own");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+
+        // Shared store: a run that returns is started again too, until aborted.
+        let runs = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn(supervise("test", true, flaky(runs.clone())));
+        tokio::time::sleep(DRIVER_RESTART * 5 + DRIVER_RESTART / 2).await;
+        task.abort();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            6,
+            "the first run and one a second after"
+        );
+    }
 }
