@@ -164,7 +164,7 @@ struct BackupName {
 
 impl BackupName {
     /// `dispatch-20261201T130509Z.redb` or `dispatch-20261201T130509Z-2.redb`; anything else
-    /// (an operator's own file, a partial copy) is `None`.
+    /// (an operator's own file, a partial copy, a name whose date is no date) is `None`.
     fn parse(name: &str) -> Option<Self> {
         let stem = FILE_NAME.trim_end_matches(".redb");
         let rest = name.strip_prefix(stem)?.strip_prefix('-')?;
@@ -179,7 +179,10 @@ impl BackupName {
             return None;
         }
         let second = format!("{date}{time}").parse().ok()?;
-        Some(BackupName { second, n })
+        let name = BackupName { second, n };
+        // A hand-made `…20251399T…` would otherwise sort as the newest and hide the rest.
+        name.taken_at()?;
+        Some(name)
     }
 
     /// The second it was taken in.
@@ -342,6 +345,8 @@ mod tests {
             "dispatch-20251201T13050aZ.redb",
             "notes-20251201T130509Z.redb",
             "dispatch-20251201T130509.redb",
+            "dispatch-20251399T000000Z.redb",
+            "dispatch-20251201T250000Z.redb",
         ] {
             assert_eq!(name(other), None, "{other}");
         }
