@@ -391,6 +391,32 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
     assert!(second.path.exists() && third.path.exists());
 }
 
+/// Lazy batches (pings) are answered before they are on disk; a backup asked for after them
+/// holds them all, synced first, rather than whichever the writer had committed by then.
+#[tokio::test]
+async fn a_backup_holds_the_lazy_batches_appended_before_it() {
+    const LAZY: u64 = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for k in 0..LAZY {
+        store
+            .append(whole_batch(k), Durability::Lazy)
+            .await
+            .unwrap();
+    }
+    let backup = store
+        .backup(Timestamp::from_millis(1_764_594_309_000), 0)
+        .expect("a store on disk backs up")
+        .await
+        .unwrap();
+    assert_eq!(backup.events, LAZY * 3);
+    let restored = tempfile::tempdir().unwrap();
+    std::fs::copy(&backup.path, restored.path().join(FILE_NAME)).unwrap();
+    let (events, _) = replay_all(&EmbeddedStore::open(restored.path()).unwrap()).await;
+    let expected: Vec<Event> = (0..LAZY).flat_map(|k| whole_batch(k).events).collect();
+    assert_eq!(events, expected);
+}
+
 #[test]
 fn a_store_in_memory_has_no_backup() {
     let store = EmbeddedStore::in_memory().unwrap();

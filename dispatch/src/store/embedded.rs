@@ -136,6 +136,10 @@ enum Request {
     Flush(Reply),
     /// Answered after the group it arrived in is done: proves the writer is turning.
     Ping(Reply),
+    /// Answered, once everything before it is committed with an fsync and before anything
+    /// after it is, with a read transaction of exactly that: what a backup copies, so that
+    /// it never holds a lazy batch a crash could still take from the store's own file.
+    Snapshot(oneshot::Sender<Result<redb::ReadTransaction, StoreError>>),
 }
 
 impl Request {
@@ -147,7 +151,7 @@ impl Request {
     fn events(&self) -> usize {
         match self {
             Request::Append { batch, .. } => batch.events.len(),
-            Request::Flush(_) | Request::Ping(_) => 0,
+            Request::Flush(_) | Request::Ping(_) | Request::Snapshot(_) => 0,
         }
     }
 }
@@ -376,15 +380,21 @@ impl Store for EmbeddedStore {
         keep: u32,
     ) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
         let dir = self.dir.clone()?;
-        let db = Arc::clone(&self.db);
         let backing_up = Arc::clone(&self.backing_up);
-        Some(Box::pin(blocking(move || {
-            // Poisoned only by a panic in an earlier backup, which left nothing to guard.
-            let _one_at_a_time = backing_up
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            backup::write(&db, &dir, taken_at, keep)
-        })))
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Request::Snapshot(reply));
+        Some(Box::pin(async move {
+            sent?;
+            let snapshot = answer.await.unwrap_or_else(|_| Err(writer_vanished()))?;
+            blocking(move || {
+                // Poisoned only by a panic in an earlier backup, which left nothing to guard.
+                let _one_at_a_time = backing_up
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                backup::write(snapshot, &dir, taken_at, keep)
+            })
+            .await
+        }))
     }
 
     fn newest_backup(&self) -> Option<Timestamp> {
@@ -740,7 +750,9 @@ impl Writer {
             }
         }
         let must_sync = appends.iter().any(|(_, reply)| reply.is_some())
-            || others.iter().any(|r| matches!(r, Request::Flush(_)))
+            || others
+                .iter()
+                .any(|r| matches!(r, Request::Flush(_) | Request::Snapshot(_)))
             || self
                 .unsynced_since
                 .is_some_and(|since| since.elapsed() >= LAZY_SYNC_INTERVAL);
@@ -774,14 +786,22 @@ impl Writer {
         for request in others {
             let result = match (&request, &append_error, &other_error) {
                 // A flush whose commit failed cannot say what reached the disk.
-                (Request::Flush(_), Some(e), _) => Err(e.clone()),
+                (Request::Flush(_) | Request::Snapshot(_), Some(e), _) => Err(e.clone()),
                 (_, _, Some(e)) => Err(e.clone()),
                 _ => match self.shared.failure.get() {
                     Some(reason) => Err(failed(reason)),
                     None => Ok(()),
                 },
             };
-            answer(request, result);
+            match request {
+                // Taken here, between this group's commit and the next: nothing lazy
+                // committed after the fsync can be in it.
+                Request::Snapshot(reply) => {
+                    let snapshot = result.and_then(|()| self.db.begin_read().map_err(read_error));
+                    let _ = reply.send(snapshot);
+                }
+                request => answer(request, result),
+            }
         }
     }
 
@@ -906,6 +926,14 @@ fn answer(request: Request, result: Result<(), StoreError>) {
         Request::Flush(reply) | Request::Ping(reply) => {
             // The caller may have stopped waiting; nothing to do then.
             let _ = reply.send(result);
+        }
+        Request::Snapshot(reply) => {
+            // Only failures come here: a snapshot is taken where its group is committed.
+            let _ = reply.send(result.and_then(|()| {
+                Err(StoreError::Unavailable(
+                    "the store's writer took no snapshot".into(),
+                ))
+            }));
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Online backups of the embedded store: every table copied, as one read transaction sees
 //! it, into a new redb file in `backups/` beside the store's own, while the writer goes on
-//! committing. redb keeps the pages a read transaction sees until it ends, so the copy is
-//! consistent (it holds exactly the batches committed when the backup began, each whole)
-//! without pausing writes. The copy is a store file like the original: to restore one, stop
+//! committing. The writer opens that transaction right after an fsync, before its next
+//! commit, and redb keeps the pages a read transaction sees until it ends, so the copy is
+//! consistent and durable (exactly the batches committed when the backup began, each whole,
+//! and no lazy batch a crash could still take from the store's own file) without pausing
+//! writes. The copy is a store file like the original: to restore one, stop
 //! the service and put it in place of `dispatch.redb`.
 //!
 //! The copy is written under a hidden `.partial` name and renamed once it is synced, so a
@@ -14,10 +16,7 @@
 use super::{CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
 use crate::domain::Timestamp;
 use crate::store::{Backup, StoreError};
-use redb::{
-    Database, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, TableError,
-    Value,
-};
+use redb::{Database, Key, ReadTransaction, ReadableTable, TableDefinition, TableError, Value};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
@@ -38,18 +37,15 @@ const NAMES_PER_SECOND: u32 = 100;
 /// growing: a disk filled by a backup would stop the store's commits, and the service.
 pub const SPACE_RESERVE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Writes a backup of `db` into `store_dir/backups/`, named for `taken_at`, then removes the
+/// Writes `snapshot` (the store as the writer left it durable: every batch committed before
+/// the backup was asked for) into `store_dir/backups/`, named for `taken_at`, then removes the
 /// oldest backups so that `keep` remain (none when `keep` is 0).
 pub(super) fn write(
-    db: &Database,
+    snapshot: ReadTransaction,
     store_dir: &Path,
     taken_at: Timestamp,
     keep: u32,
 ) -> Result<Backup, StoreError> {
-    // First, so the copy holds every batch committed before the backup was asked for.
-    let snapshot = db
-        .begin_read()
-        .map_err(|e| failed(format!("cannot read the store: {e}")))?;
     let dir = store_dir.join(DIR_NAME);
     // Backups hold callers' phones and addresses: the directory is the service user's alone
     // (when this creates it; an operator's own choice of mode stays).
