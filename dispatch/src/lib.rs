@@ -332,7 +332,7 @@ mod tests {
         assert_eq!(
             runs.load(Ordering::SeqCst),
             6,
-            "the first run and one a second after"
+            "one run at once, then one every second"
         );
     }
 }
