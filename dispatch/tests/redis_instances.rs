@@ -729,6 +729,100 @@ async fn the_deciding_instance_dies_and_the_other_takes_over() {
     holds_every(&survivor, &created).await;
 }
 
+/// The crew's position as `instance` shows it to a supervisor.
+async fn position_of(instance: &ServiceProcess, crew: &str) -> Option<(f64, f64)> {
+    let (status, crews) = call(
+        instance.url("/v1/crews"),
+        Method::GET,
+        SUPERVISOR,
+        None,
+        None,
+    )
+    .await?;
+    if status != StatusCode::OK {
+        return None;
+    }
+    let crew = crews["items"]
+        .as_array()?
+        .iter()
+        .find(|c| c["id"] == crew)?;
+    Some((
+        crew["position"]["lat"].as_f64()?,
+        crew["position"]["lon"].as_f64()?,
+    ))
+}
+
+/// The deciding instance loses its lease while a crew's ping, a write answered before Redis
+/// has it, is on its way: the log refuses it. The instance, no longer deciding, must not keep
+/// a position the log never got: memory ahead of the log would take the next holder's batch
+/// of that number for one it already had, and part ways with every other instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_ping_the_log_refused_is_not_kept_after_the_lease_is_lost() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A long lease, renewed every 2 s: the ping goes out while the instance still decides.
+    let config = write_config_with_lease(dir.path(), "huizhou-a", &[redis.url()], "huizhou", 6000);
+    let instance = ServiceProcess::start(&config).await;
+    let (status, crews) =
+        call_retrying(&instance, Method::GET, "/v1/crews", SUPERVISOR, None, None).await;
+    assert_eq!(status, StatusCode::OK, "{crews}");
+    let crew = crews["items"][0]["id"].as_str().unwrap().to_owned();
+    let (status, minted) = mint(&instance, &crew).await;
+    assert_eq!(status, StatusCode::CREATED, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let ping = |lat: f64| json!({"lat": lat, "lon": 114.40});
+    let in_the_log = 23.10;
+    let (status, body) = call_retrying(
+        &instance,
+        Method::POST,
+        &format!("/v1/crews/{crew}/position"),
+        &token,
+        Some(&ping(in_the_log)),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+
+    // Another holder takes the lease; the instance learns of it at its next renewal.
+    redis
+        .cli(&[
+            "SET",
+            "dispatch:{huizhou}:lease",
+            "http://127.0.0.1:9",
+            "PX",
+            "60000",
+        ])
+        .unwrap();
+    let refused = 23.20;
+    let (status, body) = call(
+        instance.url(&format!("/v1/crews/{crew}/position")),
+        Method::POST,
+        &token,
+        Some(&ping(refused)),
+        None,
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "the ping was not taken while the instance still decided: {body}"
+    );
+
+    let deadline = tokio::time::Instant::now() + TAKEOVER;
+    loop {
+        let position = position_of(&instance, &crew).await;
+        if position.is_some_and(|(lat, _)| (lat - in_the_log).abs() < 1e-9) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the instance kept a position the log refused: {position:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 mod deadline_race {
     use super::*;
     use dispatch::config::{Config, RedisUrls, RegionConfig, StoreConfig, StoreKind};

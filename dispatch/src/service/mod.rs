@@ -164,6 +164,10 @@ impl Default for DispatcherOptions {
     }
 }
 
+/// How far ahead of this service's clock a crew's fix time is taken as it is: phones'
+/// clocks drift by seconds, sometimes minutes.
+const FIX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
 /// A commit failed or timed out; the reason was logged where it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct WriteFailed;
@@ -188,6 +192,18 @@ impl Health {
                 reason,
                 "a store write failed: memory may be ahead of disk, so writes are refused \
                  until the service is restarted"
+            );
+            metrics::store_failed();
+        }
+    }
+
+    /// Memory may hold writes the shared log does not, though none failed where a caller
+    /// waited: refuse writes until it is rebuilt from the log (`heal`).
+    fn must_rebuild(&self, reason: &str) {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            tracing::warn!(
+                reason,
+                "memory may be ahead of the shared log: writes are refused until it is rebuilt"
             );
             metrics::store_failed();
         }
@@ -902,6 +918,11 @@ impl Dispatcher {
             Self::check_own_crew(who, crew)?;
             self.writable()?;
             if let Some(at) = fix_at {
+                // A phone whose clock runs ahead would otherwise set a fix time that no
+                // later, true one could pass, silencing the crew until a restart: a fix
+                // beyond this clock by more than a phone's drift counts as taken now.
+                let latest = inner.last_now.max(self.clock.now()).plus(FIX_CLOCK_SKEW);
+                let at = at.min(latest);
                 if inner.last_fix.get(crew).is_some_and(|last| *last >= at) {
                     metrics::crew_ping(false);
                     return Ok(());

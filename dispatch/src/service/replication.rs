@@ -223,8 +223,8 @@ impl Dispatcher {
             } else if replication.leading() {
                 match tokio::time::timeout(tick, log.renew(ttl)).await {
                     Ok(Ok(true)) => {}
-                    Ok(Ok(false)) => self.step_down(log, "the lease passed to another instance"),
-                    Ok(Err(_)) | Err(_) => self.step_down(log, "the lease could not be renewed"),
+                    Ok(Ok(false)) => self.lose_lease(log, "the lease passed to another instance"),
+                    Ok(Err(_)) | Err(_) => self.lose_lease(log, "the lease could not be renewed"),
                 }
             } else {
                 match tokio::time::timeout(tick, log.acquire(&holder, ttl)).await {
@@ -260,6 +260,15 @@ impl Dispatcher {
         tracing::info!(applied, "this instance now decides for the region");
         // Deadlines that came due while another instance decided are this one's now.
         self.deadline_moved.notify_one();
+    }
+
+    /// Stops deciding once the lease is lost, and has memory rebuilt from the log: what this
+    /// instance decided last may have been refused by the log (a position ping's append,
+    /// answered before Redis had it, fails with no caller to tell), and memory ahead of the
+    /// log would take the next holder's batches of those numbers for ones it already had.
+    fn lose_lease(&self, log: &dyn SharedLog, why: &str) {
+        self.step_down(log, why);
+        self.health.must_rebuild(why);
     }
 
     fn step_down(&self, log: &dyn SharedLog, why: &str) {

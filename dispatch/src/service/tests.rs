@@ -363,6 +363,35 @@ async fn late_position_fixes_are_dropped() {
     assert_eq!(now.position, here);
 }
 
+/// A phone whose clock runs a year ahead sends one fix; once its clock is set right, its
+/// fixes are taken again (the far-future time counted as now, not kept as the last fix).
+#[tokio::test]
+async fn a_fix_from_a_clock_far_ahead_does_not_silence_the_crew() {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, report) = dispatcher(memory_store(), clock.clone(), 4).await;
+    let crew = dispatcher.crews().await.unwrap()[0].clone();
+    let who = Principal::Crew(crew.id.clone());
+    let here = report.location;
+    dispatcher
+        .crew_position(&who, &crew.id, here, Some(T0.plus_minutes(365 * 24 * 60)))
+        .await
+        .unwrap();
+    clock.advance_minutes(6);
+    let elsewhere = LatLon::new(here.lat() + 0.01, here.lon()).unwrap();
+    dispatcher
+        .crew_position(&who, &crew.id, elsewhere, Some(T0.plus_minutes(6)))
+        .await
+        .unwrap();
+    let now = dispatcher
+        .crews()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id == crew.id)
+        .unwrap();
+    assert_eq!(now.position, elsewhere);
+}
+
 /// A store that keeps everything in memory and answers at once on the caller's thread. Under
 /// paused tokio time the runtime advances the clock whenever it is idle; with no writer
 /// thread to wait for, it is idle only when the test itself waits, so deadlines fire exactly
