@@ -680,6 +680,23 @@ async fn the_deciding_instance_dies_and_the_other_takes_over() {
         .iter()
         .position(|i| lease.contains(&i.addr.to_string()))
         .unwrap_or_else(|| panic!("no instance holds the lease {lease:?}"));
+    // A write handed over is answered as the holder answered it, headers included.
+    let handed_over = client()
+        .post(instances[1 - holder].url("/v1/tickets"))
+        .bearer_auth(AGENT)
+        .header("Idempotency-Key", "handed-over")
+        .json(&spread_report(50))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(handed_over.status(), StatusCode::CREATED);
+    let location = handed_over.headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ticket: Value = handed_over.json().await.unwrap();
+    assert_eq!(location, format!("/v1/tickets/{}", id(&ticket)));
+    created.push(id(&ticket).to_owned());
     let mut dead = instances.remove(holder);
     let survivor = instances.remove(0);
     dead.child.kill().await.unwrap();

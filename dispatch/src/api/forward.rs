@@ -99,6 +99,7 @@ async fn hand_over(client: &reqwest::Client, leader: &str, request: Request) -> 
     let mut response = Response::builder().status(status);
     for name in [
         header::CONTENT_TYPE,
+        header::LOCATION,
         header::RETRY_AFTER,
         header::WWW_AUTHENTICATE,
     ] {
