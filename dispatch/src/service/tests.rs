@@ -337,59 +337,46 @@ async fn an_engine_error_writes_nothing() {
     assert!(dispatcher.ready().await);
 }
 
+/// The first crew's position after two fixes: one `here` at `first`, then, the clock moved
+/// on by `minutes`, one a little north at `second`. Returns (here, north, where the crew is).
+async fn after_two_fixes(
+    first: Timestamp,
+    minutes: i64,
+    second: Timestamp,
+) -> (LatLon, LatLon, LatLon) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let (dispatcher, report) = dispatcher(memory_store(), clock.clone(), 4).await;
+    let crew = dispatcher.crews().await.unwrap()[0].id.clone();
+    let who = Principal::Crew(crew.clone());
+    let here = report.location;
+    let north = LatLon::new(here.lat() + 0.01, here.lon()).unwrap();
+    dispatcher
+        .crew_position(&who, &crew, here, Some(first))
+        .await
+        .unwrap();
+    clock.advance_minutes(minutes);
+    dispatcher
+        .crew_position(&who, &crew, north, Some(second))
+        .await
+        .unwrap();
+    let crews = dispatcher.crews().await.unwrap();
+    let now = crews.into_iter().find(|c| c.id == crew).unwrap();
+    (here, north, now.position)
+}
+
 #[tokio::test]
 async fn late_position_fixes_are_dropped() {
-    let clock = Arc::new(ManualClock::new(T0));
-    let (dispatcher, report) = dispatcher(memory_store(), clock, 4).await;
-    let crew = dispatcher.crews().await.unwrap()[0].clone();
-    let who = Principal::Crew(crew.id.clone());
-    let here = report.location;
-    dispatcher
-        .crew_position(&who, &crew.id, here, Some(T0.plus_minutes(2)))
-        .await
-        .unwrap();
-    let elsewhere = LatLon::new(here.lat() + 0.01, here.lon()).unwrap();
-    dispatcher
-        .crew_position(&who, &crew.id, elsewhere, Some(T0.plus_minutes(1)))
-        .await
-        .unwrap();
-    let now = dispatcher
-        .crews()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id == crew.id)
-        .unwrap();
-    assert_eq!(now.position, here);
+    let (here, _, now) = after_two_fixes(T0.plus_minutes(2), 0, T0.plus_minutes(1)).await;
+    assert_eq!(now, here);
 }
 
 /// A phone whose clock runs a year ahead sends one fix; once its clock is set right, its
 /// fixes are taken again (the far-future time counted as now, not kept as the last fix).
 #[tokio::test]
 async fn a_fix_from_a_clock_far_ahead_does_not_silence_the_crew() {
-    let clock = Arc::new(ManualClock::new(T0));
-    let (dispatcher, report) = dispatcher(memory_store(), clock.clone(), 4).await;
-    let crew = dispatcher.crews().await.unwrap()[0].clone();
-    let who = Principal::Crew(crew.id.clone());
-    let here = report.location;
-    dispatcher
-        .crew_position(&who, &crew.id, here, Some(T0.plus_minutes(365 * 24 * 60)))
-        .await
-        .unwrap();
-    clock.advance_minutes(6);
-    let elsewhere = LatLon::new(here.lat() + 0.01, here.lon()).unwrap();
-    dispatcher
-        .crew_position(&who, &crew.id, elsewhere, Some(T0.plus_minutes(6)))
-        .await
-        .unwrap();
-    let now = dispatcher
-        .crews()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|c| c.id == crew.id)
-        .unwrap();
-    assert_eq!(now.position, elsewhere);
+    let a_year_ahead = T0.plus_minutes(365 * 24 * 60);
+    let (_, north, now) = after_two_fixes(a_year_ahead, 6, T0.plus_minutes(6)).await;
+    assert_eq!(now, north);
 }
 
 /// A store that keeps everything in memory and answers at once on the caller's thread. Under
