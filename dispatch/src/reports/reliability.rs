@@ -38,8 +38,10 @@
 //!      merge radius, or outside the merge window), so their customers are taken as distinct,
 //!      but a station can never have more customers out at once than it serves: within a
 //!      station, the customers out at time t are n(t) = min(Σ N_i over interruptions under way
-//!      at t, station customers); CMI = ∫ n(t) dt; and a group of interruptions that overlap
-//!      in time counts min(Σ N_i, station customers) customer interruptions.
+//!      at t, station customers); CMI = ∫ n(t) dt; and the customer interruptions are the
+//!      rises of n(t), each customer newly out counted once. So overlapping interruptions never
+//!      count more customers than the station serves, and interruptions that never overlap
+//!      each count in full even when a third overlaps both.
 //!   3. Interruptions of different stations never share customers (a customer has one station).
 //! - Overlaps are resolved among the interruptions restored in the window; one that straddles
 //!   the window's start is compared only with those of the same window.
@@ -299,25 +301,9 @@ pub fn reliability(
             })
             .collect();
         sustained += list.len() as u64;
-        list.sort_by_key(|(s, e, _)| (*s, *e));
-        // Groups of interruptions overlapping in time, each counted at most `cap`.
-        let mut group_end: Option<Timestamp> = None;
-        let mut group_sum = 0u64;
-        for (start, end, customers) in &list {
-            match group_end {
-                Some(g) if *start < g => {
-                    group_sum = group_sum.saturating_add(*customers);
-                    group_end = Some(g.max(*end));
-                }
-                _ => {
-                    customers_interrupted += group_sum.min(cap);
-                    group_sum = *customers;
-                    group_end = Some(*end);
-                }
-            }
-        }
-        customers_interrupted += group_sum.min(cap);
-        customer_ms += clipped_customer_millis(&list, cap);
+        let clipped = clipped_customers(&list, cap);
+        customers_interrupted += clipped.newly_out;
+        customer_ms += clipped.customer_millis;
     }
 
     let customer_minutes = customer_ms / 60_000.0;
@@ -344,9 +330,20 @@ pub fn reliability(
     }
 }
 
-/// ∫ min(n(t), cap) dt in customer-milliseconds, n(t) the customers of the intervals under
-/// way at t: a sweep over the start (+) and end (−) points.
-fn clipped_customer_millis(list: &[(Timestamp, Timestamp, u64)], cap: u64) -> f64 {
+/// What a station's interruptions come to once no more customers are out at once than it
+/// serves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Clipped {
+    /// The rises of min(n(t), cap): customers newly out, each counted once.
+    newly_out: u64,
+    /// ∫ min(n(t), cap) dt, in customer-milliseconds.
+    customer_millis: f64,
+}
+
+/// `n(t)` is the customers of the intervals under way at t; a sweep over the start (+) and
+/// end (−) points. At one instant ends come first, so an interruption that begins as another
+/// ends counts its customers again.
+fn clipped_customers(list: &[(Timestamp, Timestamp, u64)], cap: u64) -> Clipped {
     let mut points: Vec<(i64, i128)> = Vec::with_capacity(list.len() * 2);
     for (start, end, customers) in list {
         let n = i128::from(*customers);
@@ -354,18 +351,28 @@ fn clipped_customer_millis(list: &[(Timestamp, Timestamp, u64)], cap: u64) -> f6
         points.push((end.as_millis(), -n));
     }
     points.sort_unstable();
-    let mut total = 0f64;
+    let cap = i128::from(cap);
+    let mut clipped = Clipped {
+        newly_out: 0,
+        customer_millis: 0.0,
+    };
     let mut under_way: i128 = 0;
     let mut last = None;
     for (t, delta) in points {
+        let out = under_way.clamp(0, cap);
         if let Some(prev) = last {
-            let out = under_way.clamp(0, i128::from(cap));
-            total += out as f64 * (t - prev) as f64;
+            clipped.customer_millis += out as f64 * (t - prev) as f64;
         }
         under_way += delta;
+        let rise = under_way.clamp(0, cap) - out;
+        if rise > 0 {
+            clipped.newly_out = clipped
+                .newly_out
+                .saturating_add(u64::try_from(rise).unwrap_or(u64::MAX));
+        }
         last = Some(t);
     }
-    total
+    clipped
 }
 
 #[cfg(test)]
@@ -412,7 +419,7 @@ mod tests {
         // Station S: 200 customers. A: 150 customers 10:00–12:00; B: 150 customers
         // 11:00–13:00. At once: 10–11 150; 11–12 300 → clipped to 200; 12–13 150.
         // CMI = 150·60 + 200·60 + 150·60 = 9 000 + 12 000 + 9 000 = 30 000 customer-minutes.
-        // A and B overlap: customer interruptions = min(150 + 150, 200) = 200.
+        // Customers newly out: 150 at 10:00, 50 more at 11:00 (300 clipped to 200) = 200.
         // SAIFI = 200 / 200 = 1; SAIDI = 30 000 / 200 = 150 min; CAIDI = 150 / 1 = 150 min.
         // CHI = 30 000 / 60 = 500 h; RS = 1 − 500 / (200 · 24) = 1 − 0.1041666… = 0.8958333…
         let list = [
@@ -433,6 +440,31 @@ mod tests {
         assert!(close(r.customer_hours_interrupted, 500.0));
         assert!(close(r.rs.unwrap(), 1.0 - 500.0 / 4800.0));
         assert_eq!(r.sustained_interruptions, 2);
+    }
+
+    #[test]
+    fn a_small_outage_overlapping_two_others_does_not_merge_them() {
+        // Station S: 200 customers. A: 150 customers 10:00–11:00; C: 150 customers
+        // 12:00–13:00; they never overlap: 300 customer interruptions. B: 2 customers
+        // (two callers of one no-power fault) 10:55–12:05 overlaps both. Customers newly
+        // out: 150 at 10:00, 2 at 10:55, 150 at 12:00 (B's 2 still out: 152 ≤ 200) = 302.
+        // Counting chains of overlaps as one group would give min(302, 200) = 200: adding
+        // a 2-customer outage would have taken 100 interruptions away.
+        // CMI = 150·60 + 2·70 + 150·60 = 18 140 customer-minutes.
+        let without_b = [
+            outage("S", 600, 660, 150, None),
+            outage("S", 720, 780, 150, None),
+        ];
+        let mut with_b = without_b.to_vec();
+        with_b.push(outage("S", 655, 725, 2, None));
+        let config = ReliabilityConfig::default();
+        let station = served(&[("S", 200)]);
+        let before = reliability(&without_b, &station, day(), &config);
+        let after = reliability(&with_b, &station, day(), &config);
+        assert_eq!(before.customers_interrupted, 300);
+        assert_eq!(after.customers_interrupted, 302);
+        assert!(close(after.customer_minutes_interrupted, 18_140.0));
+        assert!(close(after.saifi.unwrap(), 302.0 / 200.0));
     }
 
     #[test]
