@@ -24,9 +24,26 @@ pub enum FaultCategory {
 /// Categories whose reports can be repeats of one fault in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MergeGroup {
-    /// Loss of supply and its visible causes: calls about one outage say any of these.
+    /// Loss of supply: calls about one outage.
     Supply,
+    /// A line down or equipment on fire: often the cause of an outage nearby, and always an
+    /// emergency.
+    Hazard,
     VoltageQuality,
+}
+
+impl MergeGroup {
+    /// Whether a report of this group may be merged into an open incident of `incident`'s.
+    /// An outage call joins a hazard's incident (its crew comes as an emergency, and clears
+    /// the likely cause), but a hazard never joins an ordinary outage's: merged, it would wait
+    /// in the queue at the outage's priority for a crew that may lack the skill.
+    pub fn may_join(self, incident: MergeGroup) -> bool {
+        match self {
+            MergeGroup::Supply => matches!(incident, MergeGroup::Supply | MergeGroup::Hazard),
+            MergeGroup::Hazard => incident == MergeGroup::Hazard,
+            MergeGroup::VoltageQuality => incident == MergeGroup::VoltageQuality,
+        }
+    }
 }
 
 impl FaultCategory {
@@ -98,10 +115,8 @@ impl FaultCategory {
     /// two of those next door to each other are still two jobs.
     pub fn merge_group(self) -> Option<MergeGroup> {
         match self {
-            FaultCategory::NoPower
-            | FaultCategory::AreaOutage
-            | FaultCategory::LineDown
-            | FaultCategory::EquipmentFire => Some(MergeGroup::Supply),
+            FaultCategory::NoPower | FaultCategory::AreaOutage => Some(MergeGroup::Supply),
+            FaultCategory::LineDown | FaultCategory::EquipmentFire => Some(MergeGroup::Hazard),
             FaultCategory::VoltageQuality => Some(MergeGroup::VoltageQuality),
             FaultCategory::Meter | FaultCategory::CustomerInternal | FaultCategory::Other => None,
         }
@@ -180,7 +195,30 @@ mod tests {
         assert_eq!(FaultCategory::CustomerInternal.merge_group(), None);
         assert_eq!(
             FaultCategory::NoPower.merge_group(),
-            FaultCategory::LineDown.merge_group()
+            FaultCategory::AreaOutage.merge_group()
         );
+    }
+
+    /// Every pair of groups: outage calls join outages and hazards, hazards only hazards.
+    #[test]
+    fn hazards_join_only_hazards_and_outage_calls_join_both() {
+        use MergeGroup::*;
+        let all = [Supply, Hazard, VoltageQuality];
+        let joins: Vec<_> = all
+            .iter()
+            .flat_map(|a| all.iter().map(move |b| (*a, *b)))
+            .filter(|(report, incident)| report.may_join(*incident))
+            .collect();
+        assert_eq!(
+            joins,
+            [
+                (Supply, Supply),
+                (Supply, Hazard),
+                (Hazard, Hazard),
+                (VoltageQuality, VoltageQuality)
+            ]
+        );
+        assert_eq!(FaultCategory::LineDown.merge_group(), Some(Hazard));
+        assert_eq!(FaultCategory::EquipmentFire.merge_group(), Some(Hazard));
     }
 }

@@ -84,8 +84,9 @@ impl IncidentBook {
         self.open.len()
     }
 
-    /// The nearest open incident of `group` within `radius_km` of `at` whose latest report
-    /// is no older than `window_start`. Ties go to the older incident.
+    /// The nearest open incident a report of `group` may join ([`MergeGroup::may_join`])
+    /// within `radius_km` of `at` whose latest report is no older than `window_start`. Ties
+    /// go to the older incident.
     pub fn find_repeat_of(
         &self,
         at: LatLon,
@@ -97,7 +98,9 @@ impl IncidentBook {
         self.index
             .within(at_km, radius_km * 1.02)
             .filter_map(|slot| self.by_slot.get(&slot).and_then(|id| self.open.get(id)))
-            .filter(|incident| incident.group == group && incident.last_report_at >= window_start)
+            .filter(|incident| {
+                group.may_join(incident.group) && incident.last_report_at >= window_start
+            })
             .map(|incident| (at.haversine_km(incident.location), incident))
             .filter(|(km, _)| *km <= radius_km)
             .min_by(|a, b| {

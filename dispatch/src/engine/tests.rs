@@ -318,6 +318,57 @@ fn with_no_crew_free_tickets_wait_and_are_served_by_priority() {
     assert!(engine.audit().is_empty());
 }
 
+/// A line down next to an open outage is an emergency of its own, not a repeat call: merged,
+/// it would wait at the outage's priority for a crew that may lack the skill. Outage calls
+/// near a hazard's incident are merged into it: its crew comes first, and clears the cause.
+#[test]
+fn a_hazard_is_never_merged_into_an_ordinary_outage_but_outage_calls_join_a_hazard() {
+    fn report_at(
+        engine: &mut Engine,
+        ticket: &str,
+        category: FaultCategory,
+        at: LatLon,
+        minute: i64,
+    ) -> Vec<&'static str> {
+        engine
+            .handle(
+                Command::Report {
+                    ticket: TicketId::new(ticket),
+                    report: report(category, at),
+                },
+                Actor::Agent,
+                minutes(minute),
+            )
+            .unwrap()
+            .iter()
+            .map(|e| e.kind.name())
+            .collect()
+    }
+    for hazard in [FaultCategory::LineDown, FaultCategory::EquipmentFire] {
+        let mut engine = engine_with(27, 2);
+        let here = engine.stations()[4].location;
+        let near = LatLon::new(here.lat() + 0.002, here.lon()).unwrap(); // ~220 m
+        report_at(&mut engine, "outage", FaultCategory::NoPower, here, 0);
+        let events = report_at(&mut engine, "hazard", hazard, near, 5);
+        assert!(!events.contains(&"merged"), "{hazard:?}: {events:?}");
+        let ticket = engine.ticket(&TicketId::new("hazard")).unwrap().clone();
+        assert_eq!(ticket.priority, Priority::Emergency);
+        assert_ne!(
+            ticket.incident,
+            engine.ticket(&TicketId::new("outage")).unwrap().incident
+        );
+        // A second report of the hazard, and a neighbour's outage call beside it, join the
+        // hazard's incident: the nearest open one each may join.
+        for (repeat, category) in [("again", hazard), ("neighbour", FaultCategory::NoPower)] {
+            let events = report_at(&mut engine, repeat, category, near, 10);
+            assert_eq!(events, ["reported", "merged"], "{hazard:?}: {repeat}");
+            let merged = engine.ticket(&TicketId::new(repeat)).unwrap();
+            assert_eq!(merged.incident, ticket.incident, "{hazard:?}: {repeat}");
+        }
+        assert!(engine.audit().is_empty());
+    }
+}
+
 #[test]
 fn a_repeat_report_near_an_open_incident_is_merged_and_sends_no_crew() {
     let mut engine = engine_with(27, 2);

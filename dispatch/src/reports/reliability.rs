@@ -290,7 +290,7 @@ pub fn reliability(
     let mut customer_ms = 0f64;
     for (station, list) in spans {
         let cap = served.get(station).copied().unwrap_or(0);
-        let mut list: Vec<_> = list
+        let list: Vec<_> = list
             .into_iter()
             .filter(|(s, e, _)| {
                 let long = e.as_millis().saturating_sub(s.as_millis()) >= momentary_ms;
