@@ -823,6 +823,91 @@ mod browser {
         assert_eq!(stages["customer_internal"], json!([]));
     }
 
+    /// The live stream against a fake `/v1/events` in the page: a `missed` event, a failed
+    /// reload and a silent connection each end the session, close its connection and start a
+    /// new one that reloads and goes live again; events after that still arrive.
+    const STREAM_STARTS_OVER: &str = r#"(async () => {
+        const { LiveStream } = await import('/ui/js/stream.js');
+        const encode = (text) => new TextEncoder().encode(text);
+        const realFetch = window.fetch;
+        const opened = [];
+        window.fetch = async (url, init) => {
+            if (url !== '/v1/events') return realFetch(url, init);
+            const entry = { aborted: false };
+            const body = new ReadableStream({ start(c) { entry.send = (t) => c.enqueue(encode(t)); } });
+            init.signal.addEventListener('abort', () => { entry.aborted = true; });
+            opened.push(entry);
+            return new Response(body, { status: 200 });
+        };
+        const until = async (what, test) => {
+            for (let i = 0; i < 400; i += 1) {
+                if (test()) return;
+                await new Promise((r) => setTimeout(r, 25));
+            }
+            throw new Error('not seen: ' + what);
+        };
+        const statuses = [];
+        const events = [];
+        let reloads = 0;
+        const stream = new LiveStream({
+            api: { headers: () => ({}) },
+            reload: async () => {
+                reloads += 1;
+                if (reloads === 2) throw new Error('the reload answered 503');
+            },
+            onEvent: (f) => events.push(f.id),
+            onStatus: (s) => statuses.push(s),
+            onAuthError: () => statuses.push('auth'),
+            silenceMs: 1500,
+        });
+        try {
+            stream.start();
+            await until('live', () => statuses.at(-1) === 'live');
+            opened[0].send('id: 1\ndata: a\n\n');
+            await until('event 1', () => events.includes('1'));
+            // Too far behind: a new stream, whose reload fails; then a third, live.
+            opened[0].send('event: missed\ndata: 5000\n\n');
+            await until('live on a third stream', () => opened.length === 3 && statuses.at(-1) === 'live');
+            const afterMissed = { first_closed: opened[0].aborted, second_closed: opened[1].aborted, reloads };
+            opened[2].send('id: 2\ndata: b\n\n');
+            await until('event 2', () => events.includes('2'));
+            // Then nothing, not even a keep-alive: taken for dead, and a fourth stream.
+            await until('a fourth stream', () => opened.length === 4);
+            return { ...afterMissed, third_closed: opened[2].aborted, events, reconnected: statuses.includes('reconnecting') };
+        } finally {
+            stream.stop();
+            window.fetch = realFetch;
+        }
+    })()"#;
+
+    #[tokio::test]
+    async fn the_stream_starts_over_after_missed_events_a_failed_reload_or_silence() {
+        let app = TestApp::spawn().await;
+        let (chromium, mut page) = open(&app).await;
+        let found = page
+            .wait_for(
+                "the stream's new sessions",
+                Duration::from_secs(60),
+                STREAM_STARTS_OVER,
+                |v| !v.is_null(),
+            )
+            .await;
+        chromium.close(&mut page).await;
+        app.stop().await;
+        let found = found.unwrap();
+        assert_eq!(
+            found,
+            json!({
+                "first_closed": true,
+                "second_closed": true,
+                "reloads": 3,
+                "third_closed": true,
+                "events": ["1", "2"],
+                "reconnected": true,
+            })
+        );
+    }
+
     const STATUS: &str = r#"(() => ({
         stream: document.body.dataset.stream,
         tickets: [...document.querySelectorAll('#map [data-ticket-id]')].map(e => e.getAttribute('data-ticket-id')).sort(),

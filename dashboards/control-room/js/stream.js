@@ -62,12 +62,21 @@ const sleep = (ms, signal) =>
     });
   });
 
+// A stream that sends nothing, not even the service's keep-alive comments (every 15 s), for
+// this long is taken for dead: a proxy or NAT may drop a connection without closing it.
+const SILENCE_MS = 45000;
+
+// Thrown to end a session whose watcher fell too far behind: start over at once.
+class Missed extends Error {}
+
 // Keeps one stream open. `reload` is awaited after each (re)connection while events are
 // held back, then the held events are applied in order: the lists are read after the
 // stream opened, so every change after the lists' snapshot is among them or still to come.
+// Anything that breaks that (a `missed` event, a failed reload, silence) ends the session,
+// closes its connection, and starts a new one: one stream and one reload at a time.
 export class LiveStream {
-  constructor({ api, reload, onEvent, onStatus, onAuthError }) {
-    Object.assign(this, { api, reload, onEvent, onStatus, onAuthError });
+  constructor({ api, reload, onEvent, onStatus, onAuthError, silenceMs = SILENCE_MS }) {
+    Object.assign(this, { api, reload, onEvent, onStatus, onAuthError, silenceMs });
     this.controller = null;
   }
 
@@ -96,6 +105,11 @@ export class LiveStream {
           this.onAuthError(error);
           return;
         }
+        if (error instanceof Missed) {
+          // Not a fault of the connection: reconnect and reload now.
+          this.onStatus('reconnecting');
+          continue;
+        }
         console.warn('live feed:', error);
       }
       if (signal.aborted) return;
@@ -107,52 +121,67 @@ export class LiveStream {
   }
 
   async session(signal, onLive) {
-    const response = await fetch('/v1/events', {
-      headers: { ...this.api.headers(), Accept: 'text/event-stream' },
-      cache: 'no-store',
-      signal,
-    });
-    if (response.status === 401 || response.status === 403) throw new AuthError(response.status);
-    if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}`);
+    // The session's own controller: ending it closes this connection, whatever ended it.
+    const session = new AbortController();
+    const end = (reason) => session.abort(reason);
+    const onStop = () => end(new Error('stopped'));
+    signal.addEventListener('abort', onStop);
+    let lastHeard = Date.now();
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastHeard > this.silenceMs) end(new Error('the event stream went silent'));
+    }, Math.min(5000, this.silenceMs));
+    try {
+      const response = await fetch('/v1/events', {
+        headers: { ...this.api.headers(), Accept: 'text/event-stream' },
+        cache: 'no-store',
+        signal: session.signal,
+      });
+      if (response.status === 401 || response.status === 403) throw new AuthError(response.status);
+      if (!response.ok || !response.body) throw new Error(`the event stream answered ${response.status}`);
 
-    let held = [];
-    let loading = true;
-    const deliver = async (frame) => {
-      if (frame.event === 'missed') {
-        // Too far behind: what is shown may be stale. Reload, holding events meanwhile.
-        loading = true;
-        await this.reload();
+      let held = [];
+      let loading = true;
+      const parser = new SseParser((frame) => {
+        if (frame.event === 'missed') {
+          // Too far behind: what is shown may be stale. Start over with a new stream.
+          end(new Missed(`missed ${frame.data} events`));
+          return;
+        }
+        if (loading) held.push(frame);
+        else this.onEvent(frame);
+      });
+
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      const ended = new Promise((_, reject) => {
+        session.signal.addEventListener('abort', () => reject(session.signal.reason));
+      });
+      const reading = (async () => {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          lastHeard = Date.now();
+          parser.push(value);
+        }
+      })();
+      // Reading starts before the reload so that nothing committed meanwhile is lost.
+      const reloaded = this.reload().then(() => {
+        if (session.signal.aborted) return;
         loading = false;
         const backlog = held;
         held = [];
         backlog.forEach((f) => this.onEvent(f));
-        return;
-      }
-      if (loading) held.push(frame);
-      else this.onEvent(frame);
-    };
-    const parser = new SseParser((frame) => {
-      deliver(frame).catch((error) => console.warn('live feed reload:', error));
-    });
-
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    const reading = (async () => {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        parser.push(value);
-      }
-    })();
-    // Reading starts before the reload so that nothing committed meanwhile is lost.
-    const reloaded = this.reload().then(() => {
-      loading = false;
-      const backlog = held;
-      held = [];
-      backlog.forEach((f) => this.onEvent(f));
-      this.onStatus('live');
-      onLive();
-    });
-    await Promise.all([reloaded, reading]);
-    // The service ended the stream (a restart or shutdown): reconnect.
+        this.onStatus('live');
+        onLive();
+      });
+      // Whichever of these loses the race below settles later, unheard.
+      for (const settling of [ended, reading, reloaded]) settling.catch(() => {});
+      // A session ends when the service ends the stream (a restart or shutdown), or when a
+      // reload, a read or the session itself fails; then reconnect.
+      await Promise.race([Promise.all([reloaded, reading]), ended]);
+    } finally {
+      clearInterval(watchdog);
+      signal.removeEventListener('abort', onStop);
+      session.abort();
+    }
   }
 }
