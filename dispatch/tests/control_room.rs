@@ -749,6 +749,7 @@ mod browser {
         const { SseParser } = await import('/ui/js/stream.js');
         const { maskPhone, maskName, duration } = await import('/ui/js/format.js');
         const { runningStages } = await import('/ui/js/state.js');
+        const { deadlineRows } = await import('/ui/js/details.js');
         const text = ': keep-alive\r\nevent: dispatched\r\nid: 7\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
             + 'event: missed\ndata: 3\n\nid: 9\ndata: plain\n\n';
         const splits = [];
@@ -776,6 +777,11 @@ mod browser {
                 returned: t('returned', d),
                 customer_internal: t('queued', {}),
             },
+            // On site at 08:50, its arrival met; the restore clock runs until 11:45.
+            drawer: deadlineRows(
+                { state: 'on_site', deadlines: { arrive_by: d.arrive_by, restore_by: '2025-06-01T11:45:00.000Z' } },
+                Date.parse('2025-06-01T09:00:00.000Z'),
+            ),
         };
     })()"#;
 
@@ -821,6 +827,14 @@ mod browser {
         assert_eq!(stages["restored"], json!(["return"]));
         assert_eq!(stages["returned"], json!([]));
         assert_eq!(stages["customer_internal"], json!([]));
+        assert_eq!(
+            found["drawer"],
+            json!([
+                {"name": "arrive_by", "at": "2025-06-01T08:45:00.000Z", "left": null},
+                {"name": "restore_by", "at": "2025-06-01T11:45:00.000Z", "left": 9900},
+            ]),
+            "a stopped clock counts nothing down"
+        );
     }
 
     /// The live stream against a fake `/v1/events` in the page: a `missed` event, a failed

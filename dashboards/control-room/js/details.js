@@ -3,6 +3,17 @@
 // anywhere on the page.
 
 import { categoryLabel, clockTime, crewLabel, duration, el, maskName, maskPhone, shortId, stageLabel, stateLabel } from './format.js';
+import { runningStages } from './state.js';
+
+// The ticket's deadlines for the drawer, each with its seconds left while its clock runs and
+// `null` once the clock stopped: an arrival met at minute 30 of 45 must not count down into
+// "passed" at minute 46.
+export function deadlineRows(ticket, now) {
+  const running = new Set(runningStages(ticket).map((s) => `${s.stage}_by`));
+  return Object.entries(ticket.deadlines ?? {})
+    .filter(([, at]) => at)
+    .map(([name, at]) => ({ name, at, left: running.has(name) ? (Date.parse(at) - now) / 1000 : null }));
+}
 
 const EVENT_LABELS = {
   reported: 'Reported',
@@ -125,12 +136,11 @@ export class Details {
     }
     const now = Date.now();
     const risk = live ? this.state.risk(live, now) : null;
-    const deadlines = Object.entries(t.deadlines ?? {})
-      .filter(([, at]) => at)
-      .map(([name, at]) => {
-        const left = (Date.parse(at) - now) / 1000;
-        return el('li', { class: left < 0 ? 'passed' : '' }, `${name.replace('_by', '').replace('acknowledge', 'ack')} by ${clockTime(at)}`, el('span', { class: 'left' }, ` ${duration(left)}`));
-      });
+    const deadlines = deadlineRows(t, now).map(({ name, at, left }) => {
+      const label = `${name.replace('_by', '').replace('acknowledge', 'ack')} by ${clockTime(at)}`;
+      if (left === null) return el('li', { class: 'stopped' }, label, el('span', { class: 'left' }, ' stopped'));
+      return el('li', { class: left < 0 ? 'passed' : '' }, label, el('span', { class: 'left' }, ` ${duration(left)}`));
+    });
     const parts = [];
     if (!nested) {
       parts.push(
