@@ -747,7 +747,7 @@ mod browser {
     /// framing however the bytes are split, phone masking, and which deadline clocks run.
     const HELPERS: &str = r#"(async () => {
         const { SseParser } = await import('/ui/js/stream.js');
-        const { maskPhone, maskName, duration } = await import('/ui/js/format.js');
+        const { maskPhone, maskName, duration, learnServerTime, serverNow } = await import('/ui/js/format.js');
         const { runningStages } = await import('/ui/js/state.js');
         const { deadlineRows } = await import('/ui/js/details.js');
         const text = ': keep-alive\r\nevent: dispatched\r\nid: 7\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
@@ -777,6 +777,13 @@ mod browser {
                 returned: t('returned', d),
                 customer_internal: t('queued', {}),
             },
+            // The service's clock three minutes ahead of this browser's (learned, then undone).
+            server_ahead_s: (() => {
+                learnServerTime(new Date(Date.now() + 180000).toISOString());
+                const ahead = Math.round((serverNow() - Date.now()) / 1000);
+                learnServerTime(new Date().toISOString());
+                return ahead;
+            })(),
             // On site at 08:50, its arrival met; the restore clock runs until 11:45.
             drawer: deadlineRows(
                 { state: 'on_site', deadlines: { arrive_by: d.arrive_by, restore_by: '2025-06-01T11:45:00.000Z' } },
@@ -835,6 +842,7 @@ mod browser {
             ]),
             "a stopped clock counts nothing down"
         );
+        assert_eq!(found["server_ahead_s"], 180, "{found}");
     }
 
     /// The live stream against a fake `/v1/events` in the page: a `missed` event, a failed

@@ -2,7 +2,7 @@
 // timeline. The caller's phone arrives in full from the API and is masked before it is put
 // anywhere on the page.
 
-import { categoryLabel, clockTime, crewLabel, duration, el, maskName, maskPhone, shortId, stageLabel, stateLabel } from './format.js';
+import { categoryLabel, clockTime, crewLabel, duration, el, maskName, maskPhone, serverNow, shortId, stageLabel, stateLabel } from './format.js';
 import { runningStages } from './state.js';
 
 // The ticket's deadlines for the drawer, each with its seconds left while its clock runs and
@@ -134,7 +134,7 @@ export class Details {
       if (detail?.error) return [el('p', { class: 'empty' }, detail.error)];
       return [el('p', { class: 'empty' }, 'Loading…')];
     }
-    const now = Date.now();
+    const now = serverNow();
     const risk = live ? this.state.risk(live, now) : null;
     const deadlines = deadlineRows(t, now).map(({ name, at, left }) => {
       const label = `${name.replace('_by', '').replace('acknowledge', 'ack')} by ${clockTime(at)}`;

@@ -11,6 +11,20 @@ export const DRAWN_STATES = new Set(TICKET_STATES.slice(0, 6));
 
 export const FINAL_STATES = new Set(['closed', 'cancelled', 'merged']);
 
+// The service's clock as this browser reckons it. Deadlines are the service's: a wall PC
+// whose clock runs three minutes fast would otherwise turn them red three minutes early.
+let serverOffsetMs = 0;
+
+export function serverNow() {
+  return Date.now() + serverOffsetMs;
+}
+
+// `iso`: the service's time in an answer just received (`now` of /v1/deadlines).
+export function learnServerTime(iso) {
+  const at = Date.parse(iso);
+  if (Number.isFinite(at)) serverOffsetMs = at - Date.now();
+}
+
 const STATE_LABELS = {
   queued: 'Queued',
   dispatched: 'Dispatched',

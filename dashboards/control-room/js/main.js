@@ -7,7 +7,7 @@ import { RegionMap } from './map.js';
 import { renderCompliance, renderCrews, renderHeader, renderHotSpots, renderNearing, renderQueue, renderReassignments, renderStates } from './panels.js';
 import { State } from './state.js';
 import { LiveStream } from './stream.js';
-import { clockTime } from './format.js';
+import { clockTime, learnServerTime, serverNow } from './format.js';
 
 const TOKEN_KEY = 'dispatch.control-room.token';
 // Figures that cost the service a scan: refreshed at most this often from events, and on
@@ -60,7 +60,7 @@ function scheduleRender() {
 }
 
 function render() {
-  const now = Date.now();
+  const now = serverNow();
   map.update(state, stationName);
   const figures = renderHeader(state, now);
   renderStates(state);
@@ -105,6 +105,7 @@ function refreshFigures(now = false) {
 
 async function reload() {
   const [crews, tickets, deadlines] = await Promise.all([api.get('/v1/crews'), api.openTickets(), api.get('/v1/deadlines')]);
+  learnServerTime(deadlines.now);
   state.replace(crews.items, tickets, deadlines.items);
   scheduleRender();
   refreshFigures(true);

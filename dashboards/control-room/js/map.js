@@ -3,7 +3,7 @@
 // deadline risk. No tiles and no library: a local flat projection in kilometres, a view
 // transform for pan and zoom, and markers kept at a constant size on screen.
 
-import { DRAWN_STATES, categoryLabel, crewLabel, stateLabel } from './format.js';
+import { DRAWN_STATES, categoryLabel, crewLabel, serverNow, stateLabel } from './format.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const KM_PER_DEGREE = 111.32;
@@ -276,7 +276,7 @@ export class RegionMap {
   // changed is touched.
   update(state, stationName) {
     if (!this.projection) return;
-    const now = Date.now();
+    const now = serverNow();
 
     const load = state.loadByStation();
     const onDuty = state.crewsOnDutyByStation();

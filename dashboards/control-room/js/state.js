@@ -2,7 +2,7 @@
 // and breaches recorded on each ticket's running deadlines, and today's figures. Lists load
 // whole at (re)connection; each live event then replaces the ticket and crew it carries.
 
-import { FINAL_STATES } from './format.js';
+import { FINAL_STATES, serverNow } from './format.js';
 
 // The SLA stages a ticket's clocks run in each state (see the service's
 // reports/deadlines.rs): arrival runs from the report until the crew is on site.
@@ -127,7 +127,7 @@ export class State {
   }
 
   // on_time, warned or breached: the worst of the ticket's running clocks.
-  risk(ticket, now = Date.now()) {
+  risk(ticket, now = serverNow()) {
     let worst = 'on_time';
     const recorded = this.recorded.get(ticket.id);
     for (const { stage, due } of runningStages(ticket)) {
@@ -151,7 +151,7 @@ export class State {
   }
 
   // Running clocks not yet breached, the least time left first.
-  nearingBreach(now = Date.now()) {
+  nearingBreach(now = serverNow()) {
     const clocks = [];
     for (const ticket of this.tickets.values()) {
       const recorded = this.recorded.get(ticket.id);
