@@ -40,6 +40,9 @@ pub struct Config {
     pub tokens: Vec<TokenConfig>,
 }
 
+/// The most `/v1` requests `server.max_in_flight` may allow under way at once.
+pub const MAX_IN_FLIGHT: usize = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -321,11 +324,29 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return invalid("store.path must name a directory".into());
         }
-        if self.store.write_timeout_ms == 0 {
-            return invalid("store.write_timeout_ms must be at least 1".into());
+        // Under a tenth of a second, one slow fsync would fail the service (it then refuses
+        // writes until restarted): a value meant in seconds, most likely.
+        if self.store.write_timeout_ms < 100 {
+            return invalid(format!(
+                "store.write_timeout_ms must be at least 100 (milliseconds), not {}",
+                self.store.write_timeout_ms
+            ));
         }
-        if self.server.max_in_flight == 0 {
-            return invalid("server.max_in_flight must be at least 1".into());
+        // Past a million, a limit protects nothing, and tokio's semaphore cannot hold it.
+        if !(1..=MAX_IN_FLIGHT).contains(&self.server.max_in_flight) {
+            return invalid(format!(
+                "server.max_in_flight must be from 1 to {MAX_IN_FLIGHT}, not {}",
+                self.server.max_in_flight
+            ));
+        }
+        if let Some(url) = &self.server.advertise_url {
+            let parsed = reqwest::Url::parse(url);
+            if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                return invalid(format!(
+                    "server.advertise_url {url:?} must be an http:// URL the other instances \
+                     reach this one at"
+                ));
+            }
         }
         self.engine_config()
             .validate()
@@ -648,6 +669,28 @@ mod tests {
             )
             .contains("advertise_url")
         );
+    }
+
+    #[test]
+    fn limits_that_would_break_the_service_at_run_time_are_refused_at_start() {
+        // A huge in-flight limit once panicked after recovery, in tokio's semaphore.
+        assert!(
+            error_of("[server]\nmax_in_flight = 9000000000000000000").contains("max_in_flight")
+        );
+        assert!(error_of("[server]\nmax_in_flight = 0").contains("max_in_flight"));
+        assert!(Config::from_toml("[server]\nmax_in_flight = 1000000").is_ok());
+        assert!(error_of("[store]\nwrite_timeout_ms = 10").contains("write_timeout_ms"));
+        assert!(Config::from_toml("[store]\nwrite_timeout_ms = 100").is_ok());
+        for bad in [
+            "10.0.0.5:8080",
+            "dispatch-1",
+            "ftp://dispatch-1/",
+            "http://",
+        ] {
+            let error = error_of(&format!("[server]\nadvertise_url = {bad:?}"));
+            assert!(error.contains("advertise_url"), "{bad}: {error}");
+        }
+        assert!(Config::from_toml("[server]\nadvertise_url = \"http://10.0.0.5:8080\"").is_ok());
     }
 
     #[test]

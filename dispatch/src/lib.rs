@@ -264,7 +264,14 @@ pub async fn serve(
     for task in replication {
         task.abort();
     }
-    let closed = dispatcher.close().await;
+    // Bounded like any write: a disk hung in an fsync must not keep the process from exiting
+    // (what it had not committed was never acknowledged).
+    let closed = match tokio::time::timeout(dispatcher.write_timeout(), dispatcher.close()).await {
+        Ok(closed) => closed,
+        Err(_) => Err(StoreError::OutcomeUnknown(
+            "the store did not finish its last commit within store.write_timeout_ms".into(),
+        )),
+    };
     served?;
     closed.map_err(ServeError::Close)?;
     tracing::info!("stopped");

@@ -1189,6 +1189,25 @@ mod store_and_deadlines {
     use dispatch::service::{Clock, ManualClock, SystemClock};
     use std::sync::Arc;
 
+    /// A disk hung in an fsync must not keep the process from exiting at SIGTERM: the last
+    /// commit is waited for as long as any write (`store.write_timeout_ms`), then given up.
+    #[tokio::test]
+    async fn a_store_that_cannot_close_does_not_hold_the_shutdown() {
+        let store = FaultyStore::new();
+        let app = TestApp::spawn_with(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServerConfig::default(),
+        )
+        .await;
+        app.create(report()).await;
+        store.stall();
+        let (_, result) = app.stop_outcome().await;
+        let error = result.expect_err("a close that never finished").to_string();
+        assert!(error.contains("close"), "{error}");
+        store.release();
+    }
+
     #[tokio::test]
     async fn a_failed_write_answers_503_and_the_service_stops_writing() {
         let store = FaultyStore::new();

@@ -293,19 +293,26 @@ impl TestApp {
     }
 
     /// Shuts down gracefully and returns the data place for a restart.
-    pub async fn stop(mut self) -> DataPlace {
+    pub async fn stop(self) -> DataPlace {
+        let (place, result) = self.stop_outcome().await;
+        result.expect("the service stops cleanly");
+        place
+    }
+
+    /// Stops the service as SIGTERM would, and answers how `serve` ended.
+    pub async fn stop_outcome(mut self) -> (DataPlace, Result<(), dispatch::ServeError>) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+        let mut result = Ok(());
         if let Some(server) = self.server.take() {
-            let result = tokio::time::timeout(Duration::from_secs(30), server)
+            result = tokio::time::timeout(Duration::from_secs(30), server)
                 .await
                 .expect("the service stops within 30 s")
                 .expect("the server task does not panic");
-            result.expect("the service stops cleanly");
         }
         let TestApp { place, .. } = self;
-        place
+        (place, result)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -483,7 +490,16 @@ impl Store for FaultyStore {
         self.inner.ping()
     }
 
+    /// Hangs while stalled, as a disk stuck in an fsync would.
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
-        self.inner.close()
+        let stalled = self.stalled.load(Ordering::SeqCst);
+        let released = self.released.clone();
+        async move {
+            if stalled {
+                released.notified().await;
+            }
+            self.inner.close().await
+        }
+        .boxed()
     }
 }
