@@ -1189,10 +1189,8 @@ mod store_and_deadlines {
     use dispatch::service::{Clock, ManualClock, SystemClock};
     use std::sync::Arc;
 
-    /// A disk hung in an fsync must not keep the process from exiting at SIGTERM: the last
-    /// commit is waited for as long as any write (`store.write_timeout_ms`), then given up.
-    #[tokio::test]
-    async fn a_store_that_cannot_close_does_not_hold_the_shutdown() {
+    /// The service on a store whose writes and close can be made to fail or hang.
+    async fn on_a_faulty_store() -> (Arc<FaultyStore>, TestApp) {
         let store = FaultyStore::new();
         let app = TestApp::spawn_with(
             store.clone(),
@@ -1200,6 +1198,14 @@ mod store_and_deadlines {
             ServerConfig::default(),
         )
         .await;
+        (store, app)
+    }
+
+    /// A disk hung in an fsync must not keep the process from exiting at SIGTERM: the last
+    /// commit is waited for as long as any write (`store.write_timeout_ms`), then given up.
+    #[tokio::test]
+    async fn a_store_that_cannot_close_does_not_hold_the_shutdown() {
+        let (store, app) = on_a_faulty_store().await;
         app.create(report()).await;
         store.stall();
         let (_, result) = app.stop_outcome().await;
@@ -1210,13 +1216,7 @@ mod store_and_deadlines {
 
     #[tokio::test]
     async fn a_failed_write_answers_503_and_the_service_stops_writing() {
-        let store = FaultyStore::new();
-        let app = TestApp::spawn_with(
-            store.clone(),
-            Arc::new(SystemClock),
-            ServerConfig::default(),
-        )
-        .await;
+        let (store, app) = on_a_faulty_store().await;
         let ticket = app.create(report()).await;
         store.fail();
 

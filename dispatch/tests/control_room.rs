@@ -792,21 +792,20 @@ mod browser {
         };
     })()"#;
 
-    #[tokio::test]
-    async fn the_page_helpers_frame_mask_and_time_as_they_should() {
+    /// Runs `script` (an async function's call) in the page of a fresh service and answers
+    /// its value, once the page's modules load.
+    async fn in_the_page(what: &str, within: Duration, script: &str) -> Value {
         let app = TestApp::spawn().await;
         let (chromium, mut page) = open(&app).await;
-        let found = page
-            .wait_for(
-                "the page's modules",
-                Duration::from_secs(30),
-                HELPERS,
-                |v| !v.is_null(),
-            )
-            .await;
+        let found = page.wait_for(what, within, script, |v| !v.is_null()).await;
         chromium.close(&mut page).await;
         app.stop().await;
-        let found = found.unwrap();
+        found.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_page_helpers_frame_mask_and_time_as_they_should() {
+        let found = in_the_page("the page's modules", Duration::from_secs(30), HELPERS).await;
         assert_eq!(
             found["frames"],
             json!([
@@ -904,19 +903,12 @@ mod browser {
 
     #[tokio::test]
     async fn the_stream_starts_over_after_missed_events_a_failed_reload_or_silence() {
-        let app = TestApp::spawn().await;
-        let (chromium, mut page) = open(&app).await;
-        let found = page
-            .wait_for(
-                "the stream's new sessions",
-                Duration::from_secs(60),
-                STREAM_STARTS_OVER,
-                |v| !v.is_null(),
-            )
-            .await;
-        chromium.close(&mut page).await;
-        app.stop().await;
-        let found = found.unwrap();
+        let found = in_the_page(
+            "the stream's new sessions",
+            Duration::from_secs(60),
+            STREAM_STARTS_OVER,
+        )
+        .await;
         assert_eq!(
             found,
             json!({
