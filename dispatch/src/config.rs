@@ -233,11 +233,30 @@ impl std::fmt::Debug for TokenConfig {
     }
 }
 
+/// A TOML syntax error quotes the line it is on (`3 | token = "…"`), and that line may hold
+/// a bearer token bound for the journal: keep where the error is and what is wrong, never
+/// the quoted source.
+fn without_source_lines(message: &str) -> String {
+    let quoted = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|')
+            || line.split_once('|').is_some_and(|(gutter, _)| {
+                !gutter.trim().is_empty() && gutter.trim().chars().all(|c| c.is_ascii_digit())
+            })
+    };
+    message
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !quoted(line))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config file {0} is not a readable file")]
     Missing(PathBuf),
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration: {}", without_source_lines(&.0.to_string()))]
     Parse(#[from] Box<figment::Error>),
     #[error("invalid configuration: {0}")]
     Invalid(String),
@@ -691,6 +710,19 @@ mod tests {
             assert!(error.contains("advertise_url"), "{bad}: {error}");
         }
         assert!(Config::from_toml("[server]\nadvertise_url = \"http://10.0.0.5:8080\"").is_ok());
+    }
+
+    #[test]
+    fn a_syntax_error_never_quotes_the_line_it_is_on() {
+        let secret = "agent-token-9f8e7d6c5b4a";
+        for text in [
+            format!("[[tokens]]\nrole = \"agent\"\ntoken = \"{secret}\\q\""),
+            format!("[[tokens]]\nrole = \"agent\"\ntoken = \"{secret}"),
+        ] {
+            let error = error_of(&text);
+            assert!(!error.contains(secret), "{error}");
+            assert!(error.contains("line 3"), "where it is: {error}");
+        }
     }
 
     #[test]
