@@ -980,9 +980,7 @@ async fn a_backup_restores_every_ticket_answered_before_it() {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(written))
-            .map_or(0.0, |rest| rest.trim().parse::<f64>().unwrap())
+        metric_value(&text, written)
     };
     let written_before = backups_written().await;
     let (status, body) = app.post("/v1/admin/backups", AGENT, Value::Null).await;
@@ -1479,14 +1477,6 @@ mod live_events {
 mod metrics_exposition {
     use super::*;
 
-    /// The value of the series whose line starts with `series` (name and labels as
-    /// rendered), or 0 when absent.
-    fn value(text: &str, series: &str) -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series))
-            .map_or(0.0, |rest| rest.trim().parse().unwrap())
-    }
-
     #[tokio::test]
     async fn a_ticket_walked_to_return_is_counted_in_every_instrument() {
         let app = TestApp::spawn().await;
@@ -1517,8 +1507,10 @@ mod metrics_exposition {
         .await;
 
         let after = metrics().await;
-        assert!(value(&after, meter_dispatched) >= value(&before, meter_dispatched) + 1.0);
-        assert!(value(&after, arrive_met) >= value(&before, arrive_met) + 1.0);
+        assert!(
+            metric_value(&after, meter_dispatched) >= metric_value(&before, meter_dispatched) + 1.0
+        );
+        assert!(metric_value(&after, arrive_met) >= metric_value(&before, arrive_met) + 1.0);
         for histogram in [
             "dispatch_report_to_dispatch_seconds_bucket",
             "dispatch_dispatch_to_acknowledge_seconds_bucket",
@@ -1529,7 +1521,10 @@ mod metrics_exposition {
             let series = format!(
                 r#"{histogram}{{area_class="urban",category_class="service",station="{STATION}",le="+Inf"}}"#
             );
-            assert!(value(&after, &series) >= 1.0, "{series} missing:\n{after}");
+            assert!(
+                metric_value(&after, &series) >= 1.0,
+                "{series} missing:\n{after}"
+            );
         }
         assert!(
             after.contains(

@@ -4,7 +4,7 @@ use super::AppState;
 use super::V1Errors;
 use super::error::ApiError;
 use super::extract::{Body, Id, Who};
-use super::wire::{BackupOut, CrewTokenRequest, CrewTokenResponse, RevokedCrewTokens, rfc3339};
+use super::wire::{BackupOut, CrewTokenRequest, CrewTokenResponse, RevokedCrewTokens};
 use crate::domain::CrewId;
 use crate::service::Action;
 use axum::Json;
@@ -80,18 +80,5 @@ pub async fn back_up_store(
 ) -> Result<(StatusCode, Json<BackupOut>), ApiError> {
     who.require(Action::BackUpStore)?;
     let backup = app.dispatcher.back_up_store().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(BackupOut {
-            file: backup.path.display().to_string(),
-            events: backup.events,
-            bytes: backup.bytes,
-            taken_at: rfc3339(backup.taken_at),
-            removed: backup
-                .removed
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect(),
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(BackupOut::from(&backup))))
 }

@@ -370,6 +370,19 @@ pub struct BackupOut {
     pub removed: Vec<String>,
 }
 
+impl From<&crate::store::Backup> for BackupOut {
+    fn from(b: &crate::store::Backup) -> Self {
+        let shown = |path: &std::path::PathBuf| path.display().to_string();
+        Self {
+            file: shown(&b.path),
+            events: b.events,
+            bytes: b.bytes,
+            taken_at: rfc3339(b.taken_at),
+            removed: b.removed.iter().map(shown).collect(),
+        }
+    }
+}
+
 // ---- Responses ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]

@@ -201,8 +201,8 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         LAST_BACKUP_TIMESTAMP_SECONDS,
         Kind::Gauge,
         &[],
-        "Unix time of the newest backup in the store's backups directory (read from its \
-         name at start, then set by each backup); 0 when there is none",
+        "Unix time of the newest backup in the store's backups directory, read from the \
+         backups' names when scraped; 0 when there is none",
     ),
     (
         STORM_MODE,

@@ -351,9 +351,6 @@ pub struct Dispatcher {
     live: LiveFeed,
     /// Set with a shared store: who decides, and how far this instance has followed.
     replication: Option<replication::Replication>,
-    /// When the newest backup of the store was taken, for the gauge that alerts when
-    /// scheduled backups stop: the store's at start, then each one written.
-    last_backup: Mutex<Option<Timestamp>>,
 }
 
 impl Dispatcher {
@@ -394,6 +391,7 @@ impl Dispatcher {
         };
         Ok(Self {
             inner: Mutex::new(inner),
+            store,
             tokens,
             clock,
             health: Arc::default(),
@@ -402,8 +400,6 @@ impl Dispatcher {
             deadline_recheck: MAX_DEADLINE_SLEEP,
             live: LiveFeed::start(),
             replication,
-            last_backup: Mutex::new(store.newest_backup()),
-            store,
         })
     }
 
@@ -478,6 +474,12 @@ impl Dispatcher {
         if !self.decides() {
             return Ok(metrics::Gauges::default());
         }
+        // Read from the backups' names, outside the lock: a scrape's directory listing, so a
+        // restart or a backup copied in by hand counts as the files say.
+        let last_backup_seconds = self
+            .store
+            .newest_backup()
+            .map(|at| at.as_millis() as f64 / 1000.0);
         let inner = self.lock()?;
         let now = inner.last_now.max(self.clock.now());
         Ok(metrics::Gauges {
@@ -490,12 +492,7 @@ impl Dispatcher {
             last_event_seconds: inner.last_event_at.map(|at| at.as_millis() as f64 / 1000.0),
             decides: self.decides(),
             storm: inner.engine.storm().on,
-            last_backup_seconds: self
-                .last_backup
-                .lock()
-                .ok()
-                .and_then(|at| *at)
-                .map(|at| at.as_millis() as f64 / 1000.0),
+            last_backup_seconds,
         })
     }
 
@@ -1070,9 +1067,6 @@ impl Dispatcher {
             "store backed up"
         );
         metrics::backup(true);
-        if let Ok(mut last) = self.last_backup.lock() {
-            *last = Some(last.map_or(backup.taken_at, |at| at.max(backup.taken_at)));
-        }
         Ok(backup)
     }
 

@@ -818,8 +818,8 @@ async fn a_write_with_an_earlier_deadline_wakes_the_sleeping_driver() {
     );
 }
 
-/// The backup gauge starts from the newest backup the store's directory holds, so a restart
-/// does not look like backups stopping, and each backup written moves it on.
+/// The backup gauge reads the newest backup the store's directory holds, so a restart does
+/// not look like backups stopping, and each backup written moves it on.
 #[tokio::test]
 async fn the_newest_backup_is_known_from_start_and_after_each_backup() {
     let dir = tempfile::tempdir().unwrap();

@@ -929,11 +929,10 @@ fn answer(request: Request, result: Result<(), StoreError>) {
         }
         Request::Snapshot(reply) => {
             // Only failures come here: a snapshot is taken where its group is committed.
-            let _ = reply.send(result.and_then(|()| {
-                Err(StoreError::Unavailable(
-                    "the store's writer took no snapshot".into(),
-                ))
-            }));
+            let error = result.err().unwrap_or_else(|| {
+                StoreError::Unavailable("the store's writer took no snapshot".into())
+            });
+            let _ = reply.send(Err(error));
         }
     }
 }

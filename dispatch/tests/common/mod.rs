@@ -503,3 +503,13 @@ impl Store for FaultyStore {
         .boxed()
     }
 }
+
+/// The value of the series whose line starts with `series` (name and labels as rendered on
+/// `/metrics`), or 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series))
+        .map_or(0.0, |rest| {
+            rest.trim().parse().expect("a number after the series")
+        })
+}

@@ -80,9 +80,7 @@ pub(super) fn write(
     std::fs::rename(&partial, &path)
         .map_err(|e| failed(format!("cannot name the backup {}: {e}", path.display())))?;
     // The rename is durable only once the directory is.
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| failed(format!("cannot sync {}: {e}", dir.display())))?;
+    sync_dir(&dir).map_err(|e| failed(format!("cannot sync {}: {e}", dir.display())))?;
     let bytes = std::fs::metadata(&path)
         .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?
         .len();
@@ -131,11 +129,16 @@ fn remove_old(dir: &Path, keep: u32, written: &Path) -> Vec<PathBuf> {
         }
     }
     if !removed.is_empty()
-        && let Err(error) = std::fs::File::open(dir).and_then(|d| d.sync_all())
+        && let Err(error) = sync_dir(dir)
     {
         tracing::warn!(dir = %dir.display(), %error, "cannot sync the backups directory");
     }
     removed
+}
+
+/// Makes the names in `dir` (a rename, a removal) durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// When the newest backup in `store_dir/backups/` was taken, from its name; `None` when
@@ -144,8 +147,8 @@ pub(super) fn newest(store_dir: &Path) -> Option<Timestamp> {
     std::fs::read_dir(store_dir.join(DIR_NAME))
         .ok()?
         .filter_map(|entry| BackupName::parse(entry.ok()?.file_name().to_str()?))
-        .max()?
-        .taken_at()
+        .max()
+        .map(|name| name.taken_at)
 }
 
 /// What a backup's file name says of when it was taken: its second, then its place among
@@ -153,8 +156,7 @@ pub(super) fn newest(store_dir: &Path) -> Option<Timestamp> {
 /// the names alone would not be (`…Z-2.redb` sorts before `…Z.redb`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct BackupName {
-    /// `20261201T130509`: digits only, so it orders as the time does.
-    second: u64,
+    taken_at: Timestamp,
     n: u32,
 }
 
@@ -170,23 +172,18 @@ impl BackupName {
             None => (rest.strip_suffix('Z')?, 1),
         };
         let (date, time) = stamp.split_once('T')?;
+        // Exactly as `free_name` writes them: strptime alone would take fewer digits.
         let digits = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit());
         if !(digits(date, 8) && digits(time, 6)) {
             return None;
         }
-        let second = format!("{date}{time}").parse().ok()?;
-        let name = BackupName { second, n };
-        // A hand-made `…20251399T…` would otherwise sort as the newest and hide the rest.
-        name.taken_at()?;
-        Some(name)
-    }
-
-    /// The second it was taken in.
-    fn taken_at(self) -> Option<Timestamp> {
-        let civil =
-            jiff::civil::DateTime::strptime("%Y%m%d%H%M%S", format!("{:014}", self.second)).ok()?;
+        // A date that is no date (a hand-made `…20251399T…`) is no backup's.
+        let civil = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%S", stamp).ok()?;
         let at = civil.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
-        Some(Timestamp::from_millis(at.as_millisecond()))
+        Some(BackupName {
+            taken_at: Timestamp::from_millis(at.as_millisecond()),
+            n,
+        })
     }
 }
 
