@@ -77,6 +77,7 @@ fn bench_region(c: &mut Criterion, name: &str, region: Region) {
                     ticket: ticket.clone(),
                     command: TicketCommand::Cancel {
                         reason: "bench".into(),
+                        with_repeats: true,
                     },
                 };
                 // Merged reports are final already and cannot be cancelled; that is fine.

@@ -137,6 +137,7 @@ fn decisions(region: &Region, target: usize, seed: u64) -> Vec<Decision> {
                 TicketState::Dispatched if rng.random_bool(0.01) => Some((
                     TicketCommand::Cancel {
                         reason: "客户来电取消".into(),
+                        with_repeats: true,
                     },
                     Actor::Agent,
                 )),

@@ -738,6 +738,7 @@ async fn call(dispatcher: &Dispatcher, report: FaultReport, cancel_after: Option
                 tokio::time::sleep(wait).await;
                 let cancel = TicketCommand::Cancel {
                     reason: "客户自行恢复送电".into(),
+                    with_repeats: false,
                 };
                 step(dispatcher, &Principal::Agent, &created.ticket.id, cancel).await;
             }

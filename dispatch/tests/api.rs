@@ -167,6 +167,53 @@ async fn cancelling_frees_the_crew() {
     assert_eq!(jobs["items"], json!([]));
 }
 
+#[tokio::test]
+async fn a_first_report_with_repeats_waiting_is_cancelled_only_with_them() {
+    let app = TestApp::spawn().await;
+    let first = app
+        .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+        .await;
+    let repeat = app
+        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "area_outage"))
+        .await;
+    assert_eq!(repeat["state"], "merged");
+    let cancel = format!("/v1/tickets/{}/cancel", id(&first));
+    let (status, refused) = app
+        .post(
+            &cancel,
+            AGENT,
+            json!({"reason": "caller found the breaker off"}),
+        )
+        .await;
+    assert_eq!(
+        error_code(status, &refused, StatusCode::CONFLICT),
+        "incident_has_repeats"
+    );
+    let (_, unchanged) = app
+        .get(&format!("/v1/tickets/{}", id(&first)), SUPERVISOR)
+        .await;
+    assert_eq!(unchanged["state"], "dispatched");
+    assert_eq!(events(&unchanged), ["reported", "dispatched"]);
+
+    let (status, cancelled) = app
+        .post(
+            &cancel,
+            SUPERVISOR,
+            json!({"reason": "planned outage, announced", "with_repeats": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    let (_, repeat) = app
+        .get(&format!("/v1/tickets/{}", id(&repeat)), SUPERVISOR)
+        .await;
+    assert_eq!(repeat["state"], "cancelled");
+    assert_eq!(events(&repeat), ["reported", "merged", "cancelled"]);
+    let crew = first["crew_id"].as_str().unwrap();
+    let (_, jobs) = app.get(&format!("/v1/crews/{crew}/jobs"), SUPERVISOR).await;
+    assert_eq!(jobs["items"], json!([]));
+}
+
 mod errors {
     use super::*;
 

@@ -37,6 +37,8 @@ pub enum ApiError {
     WrongState(String),
     #[error("{0}")]
     CrewHasJob(String),
+    #[error("{0}")]
+    IncidentHasRepeats(String),
     #[error("the request body is over the 64 KiB limit")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -76,6 +78,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
             ApiError::CrewHasJob(_) => (StatusCode::CONFLICT, "crew_has_job"),
+            ApiError::IncidentHasRepeats(_) => (StatusCode::CONFLICT, "incident_has_repeats"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::OutsideServiceArea(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "outside_service_area")
@@ -166,6 +169,7 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownCrew(_) => ApiError::NotFound(message),
             EngineError::NotThisCrew => ApiError::Forbidden(message),
             EngineError::CrewHasJob(_) => ApiError::CrewHasJob(message),
+            EngineError::IncidentHasRepeats { .. } => ApiError::IncidentHasRepeats(message),
             EngineError::OutsideServiceAreas(_) => ApiError::OutsideServiceArea(message),
             EngineError::Transition(transition) => match transition {
                 TransitionError::WrongState { .. } | TransitionError::NotDue => {
@@ -209,6 +213,7 @@ mod tests {
             ApiError::MethodNotAllowed,
             ApiError::WrongState(String::new()),
             ApiError::CrewHasJob(String::new()),
+            ApiError::IncidentHasRepeats(String::new()),
             ApiError::PayloadTooLarge,
             ApiError::OutsideServiceArea(String::new()),
             ApiError::IdempotencyConflict,

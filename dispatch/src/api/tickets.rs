@@ -7,8 +7,8 @@ use super::V1Errors;
 use super::error::ApiError;
 use super::extract::{Body, Id, QueryOf, Who};
 use super::wire::{
-    ArriveRequest, CloseRequest, CreateTicketRequest, EmptyRequest, ReasonRequest, RestoreRequest,
-    ReturnRequest, TicketDetail, TicketList, TicketOut, TicketStateWire, limits,
+    ArriveRequest, CancelRequest, CloseRequest, CreateTicketRequest, EmptyRequest, ReasonRequest,
+    RestoreRequest, ReturnRequest, TicketDetail, TicketList, TicketOut, TicketStateWire, limits,
 };
 use crate::domain::{StationId, TicketCommand, TicketId, TicketState};
 use crate::service::{Action, IdempotencyKey, TicketFilter, auth};
@@ -205,8 +205,8 @@ async fn step(
     operation_id = "cancel_ticket",
     post, path = "/v1/tickets/{id}/cancel", tag = "tickets",
     params(("id" = String, Path, description = "Ticket id")),
-    request_body = ReasonRequest,
-    responses((status = 200, body = TicketOut), (status = 409, description = "wrong_state", body = super::ErrorBody), V1Errors),
+    request_body = CancelRequest,
+    responses((status = 200, body = TicketOut), (status = 409, description = "wrong_state, or incident_has_repeats: open repeat reports wait on this ticket and `with_repeats` was not sent", body = super::ErrorBody), V1Errors),
     security(("bearer" = []))
 )]
 pub async fn cancel(
@@ -216,8 +216,7 @@ pub async fn cancel(
     body: Body,
 ) -> Result<Json<TicketOut>, ApiError> {
     step(&app, &who, Action::CancelTicket, id, || {
-        let reason = body.parse::<ReasonRequest>()?.reason()?;
-        Ok(TicketCommand::Cancel { reason })
+        body.parse::<CancelRequest>()?.command()
     })
     .await
 }

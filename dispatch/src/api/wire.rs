@@ -7,7 +7,7 @@ use crate::datum::{self, Datum};
 use crate::domain::{
     Actor, AreaClass, Callback, Caller, Crew, CrewStatus, DeclineReason, Event, EventKind,
     FaultCategory, FaultClass, FaultReport, LatLon, Ownership, Priority, Skill, Station, Ticket,
-    TicketState, Timestamp, WorkOrderReturn,
+    TicketCommand, TicketState, Timestamp, WorkOrderReturn,
 };
 use crate::engine::{DispatchPolicy, StormSwitch};
 use serde::{Deserialize, Serialize};
@@ -224,6 +224,28 @@ impl ReasonRequest {
     pub fn reason(self) -> Result<String, ApiError> {
         required("reason", &self.reason, limits::REASON)?;
         Ok(self.reason)
+    }
+}
+
+/// A cancellation: why, and whether the repeat reports merged into the ticket go with it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub reason: String,
+    /// Cancel the repeat reports merged into this ticket's incident too (default false).
+    /// Without it, cancelling the first report of a fault that open repeats wait on is
+    /// refused with 409 `incident_has_repeats`.
+    #[serde(default)]
+    pub with_repeats: bool,
+}
+
+impl CancelRequest {
+    pub fn command(self) -> Result<TicketCommand, ApiError> {
+        required("reason", &self.reason, limits::REASON)?;
+        Ok(TicketCommand::Cancel {
+            reason: self.reason,
+            with_repeats: self.with_repeats,
+        })
     }
 }
 

@@ -158,6 +158,9 @@ pub enum TicketCommand {
     Close(Callback),
     Cancel {
         reason: String,
+        /// Cancel the repeat reports merged into this ticket's incident too. Without it the
+        /// engine refuses to cancel a master whose repeats still wait on its crew.
+        with_repeats: bool,
     },
 }
 
@@ -365,7 +368,7 @@ impl Ticket {
                     callback: callback.clone(),
                 })
             }
-            TicketCommand::Cancel { reason } => {
+            TicketCommand::Cancel { reason, .. } => {
                 // Once power is restored the work is done and must be returned, not cancelled.
                 require_state(&[
                     S::Queued,
@@ -617,7 +620,10 @@ mod tests {
         );
         assert!(matches!(
             t.decide(
-                &TicketCommand::Cancel { reason: "x".into() },
+                &TicketCommand::Cancel {
+                    reason: "x".into(),
+                    with_repeats: false,
+                },
                 &Actor::Crew(CrewId::new("C1")),
                 now
             ),
@@ -698,7 +704,8 @@ mod tests {
                 note: None
             })),
             Just(TicketCommand::Cancel {
-                reason: "caller".into()
+                reason: "caller".into(),
+                with_repeats: false,
             }),
         ];
         let actor = prop_oneof![

@@ -17,6 +17,9 @@ pub struct Incident {
     pub last_report_at: Timestamp,
     /// Reports about this fault, the first included (致电次数).
     pub reports: u32,
+    /// The merged repeat reports not cancelled since, oldest first: the customers who wait
+    /// on the master's crew (子单).
+    pub repeats: Vec<TicketId>,
     slot: u32,
     at_km: [f64; 2],
 }
@@ -56,16 +59,26 @@ impl IncidentBook {
                 opened_at: at,
                 last_report_at: at,
                 reports: 1,
+                repeats: Vec::new(),
                 slot,
                 at_km,
             },
         );
     }
 
-    pub fn record_repeat(&mut self, id: &IncidentId, at: Timestamp) {
+    pub fn record_repeat(&mut self, id: &IncidentId, ticket: &TicketId, at: Timestamp) {
         if let Some(incident) = self.open.get_mut(id) {
             incident.reports += 1;
             incident.last_report_at = incident.last_report_at.max(at);
+            incident.repeats.push(ticket.clone());
+        }
+    }
+
+    /// A repeat report was cancelled: its customer no longer waits on this incident. The
+    /// call still counts in `reports`.
+    pub fn drop_repeat(&mut self, id: &IncidentId, ticket: &TicketId) {
+        if let Some(incident) = self.open.get_mut(id) {
+            incident.repeats.retain(|t| t != ticket);
         }
     }
 

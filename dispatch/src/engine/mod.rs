@@ -44,6 +44,10 @@
 //!     ([`Command::Storm`]), the engine uses `batch` whatever its policy, and returns to it
 //!     when an assignment leaves at most `storm.leave_queue` waiting (unless a supervisor
 //!     pinned it). Each switch is a `storm_mode` event, so replay restores the mode.
+//! 12. **No repeat is stranded**: a merged repeat report's customer waits on its incident's
+//!     master; the master is cancelled only with its open repeats
+//!     ([`EngineError::IncidentHasRepeats`] otherwise), so every merged ticket's incident is
+//!     open or was closed by the master's restoration.
 
 mod batch;
 mod config;
@@ -143,6 +147,12 @@ pub enum EngineError {
     CrewHasJob(CrewId),
     #[error("a crew may report only for itself")]
     NotThisCrew,
+    #[error(
+        "ticket {ticket} is the first report of a fault that {repeats} other open report(s) \
+         repeat: cancelled alone, their customers would have no crew coming. Send \
+         \"with_repeats\": true to cancel them too, or leave this ticket open"
+    )]
+    IncidentHasRepeats { ticket: TicketId, repeats: usize },
 }
 
 #[derive(Debug, Clone)]
@@ -400,8 +410,17 @@ impl Engine {
                     .get(&ticket)
                     .ok_or_else(|| EngineError::UnknownTicket(ticket.clone()))?;
                 let kind = current.decide(&command, &actor, now)?;
+                let repeats = match &command {
+                    TicketCommand::Cancel { with_repeats, .. } => {
+                        self.repeats_cancelled_with(&ticket, *with_repeats, &actor, now)?
+                    }
+                    _ => Vec::new(),
+                };
                 let redispatch = matches!(kind, EventKind::Declined { .. });
-                self.record(now, actor, kind, &mut events);
+                self.record(now, actor.clone(), kind, &mut events);
+                for kind in repeats {
+                    self.record(now, actor.clone(), kind, &mut events);
+                }
                 if redispatch {
                     self.dispatch_or_queue(&ticket, now, &mut events);
                 }
@@ -453,6 +472,40 @@ impl Engine {
         self.serve_queue(now, &mut events);
         self.enter_storm_if_queue_above(now, &mut events);
         Ok(events)
+    }
+
+    /// The cancellations of the repeats that wait on `master`, decided before anything is
+    /// recorded so that a refusal changes nothing. Cancelling a master alone would close its
+    /// incident and leave the customers who called about the same fault with no crew coming
+    /// and no way to get one, as their merged tickets are finished.
+    fn repeats_cancelled_with(
+        &self,
+        master: &TicketId,
+        with_repeats: bool,
+        actor: &Actor,
+        now: Timestamp,
+    ) -> Result<Vec<EventKind>, EngineError> {
+        let repeats = self.repeats_waiting_on(master);
+        if repeats.is_empty() {
+            return Ok(Vec::new());
+        }
+        if !with_repeats {
+            return Err(EngineError::IncidentHasRepeats {
+                ticket: master.clone(),
+                repeats: repeats.len(),
+            });
+        }
+        repeats
+            .iter()
+            .filter_map(|id| self.tickets.get(id))
+            .map(|repeat| {
+                let cancel = TicketCommand::Cancel {
+                    reason: format!("cancelled with the ticket it repeats, {master}"),
+                    with_repeats: false,
+                };
+                Ok(repeat.decide(&cancel, actor, now)?)
+            })
+            .collect()
     }
 
     fn queue_len_u32(&self) -> u32 {
@@ -887,7 +940,7 @@ impl Engine {
                 }
             }
             EventKind::Merged { ticket, incident } => {
-                self.incidents.record_repeat(incident, event.at);
+                self.incidents.record_repeat(incident, ticket, event.at);
                 self.apply_to_ticket(ticket, event);
             }
             EventKind::Queued { ticket } => {
@@ -1089,18 +1142,26 @@ impl Engine {
         }
     }
 
+    /// The ticket's incident closes when the ticket is its master; a repeat leaves it.
     fn close_incident_of(&mut self, ticket: &TicketId) {
         let Some(t) = self.tickets.get(ticket) else {
             return;
         };
-        if self
-            .incidents
-            .get(&t.incident)
-            .is_some_and(|incident| incident.master == *ticket)
-        {
-            let id = t.incident.clone();
-            self.incidents.close(&id);
+        let id = t.incident.clone();
+        match self.incidents.get(&id) {
+            Some(incident) if incident.master == *ticket => self.incidents.close(&id),
+            Some(_) => self.incidents.drop_repeat(&id, ticket),
+            None => {}
         }
+    }
+
+    /// The open repeat reports merged into `ticket`'s incident, when `ticket` is its master.
+    fn repeats_waiting_on(&self, ticket: &TicketId) -> &[TicketId] {
+        self.tickets
+            .get(ticket)
+            .and_then(|t| self.incidents.get(&t.incident))
+            .filter(|incident| incident.master == *ticket)
+            .map_or(&[], |incident| incident.repeats.as_slice())
     }
 
     fn set_crew_status(&mut self, crew: &CrewId, status: CrewStatus) {

@@ -450,6 +450,111 @@ fn a_repeat_report_near_an_open_incident_is_merged_and_sends_no_crew() {
     );
 }
 
+fn cancel(
+    engine: &mut Engine,
+    id: &str,
+    with_repeats: bool,
+    at: i64,
+) -> Result<Vec<Event>, EngineError> {
+    engine.handle(
+        Command::Ticket {
+            ticket: TicketId::new(id),
+            command: TicketCommand::Cancel {
+                reason: "the caller found their own breaker".into(),
+                with_repeats,
+            },
+        },
+        Actor::Agent,
+        minutes(at),
+    )
+}
+
+#[test]
+fn a_first_report_that_repeats_wait_on_is_cancelled_only_with_them() {
+    let mut engine = engine_with(27, 2);
+    let here = engine.stations()[4].location;
+    let near = LatLon::new(here.lat() + 0.002, here.lon()).unwrap(); // ~220 m
+    for (id, at) in [("A", 0), ("B", 10), ("C", 20)] {
+        engine
+            .handle(
+                Command::Report {
+                    ticket: TicketId::new(id),
+                    report: report(FaultCategory::NoPower, if id == "A" { here } else { near }),
+                },
+                Actor::Agent,
+                minutes(at),
+            )
+            .unwrap();
+    }
+    let incident = IncidentId::new("I-A");
+    let state = |engine: &Engine, id: &str| engine.ticket(&TicketId::new(id)).unwrap().state;
+    assert_eq!(state(&engine, "B"), TicketState::Merged);
+    assert_eq!(state(&engine, "C"), TicketState::Merged);
+    let crew = engine.ticket(&TicketId::new("A")).unwrap().crew.clone();
+    assert!(crew.is_some());
+
+    // Alone, A's cancellation would leave B's and C's customers with no crew coming.
+    let before = format!("{:?}", engine.ticket(&TicketId::new("A")));
+    let refused = cancel(&mut engine, "A", false, 25).unwrap_err();
+    assert_eq!(
+        refused,
+        EngineError::IncidentHasRepeats {
+            ticket: TicketId::new("A"),
+            repeats: 2
+        }
+    );
+    assert_eq!(format!("{:?}", engine.ticket(&TicketId::new("A"))), before);
+    assert!(engine.incident(&incident).is_some());
+
+    // A repeat cancelled on its own leaves the incident, not the fault.
+    let events = cancel(&mut engine, "B", false, 26).unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+        ["cancelled"]
+    );
+    assert_eq!(
+        engine.incident(&incident).map(|i| i.repeats.clone()),
+        Some(vec![TicketId::new("C")])
+    );
+    assert!(matches!(
+        cancel(&mut engine, "A", false, 27),
+        Err(EngineError::IncidentHasRepeats { repeats: 1, .. })
+    ));
+
+    // With its repeats: all cancelled, the incident closed, the crew free again.
+    let events = cancel(&mut engine, "A", true, 28).unwrap();
+    let cancelled: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.name() == "cancelled")
+        .filter_map(|e| e.kind.ticket().map(|t| t.as_str().to_owned()))
+        .collect();
+    assert_eq!(cancelled, ["A", "C"]);
+    assert_eq!(state(&engine, "A"), TicketState::Cancelled);
+    assert_eq!(state(&engine, "C"), TicketState::Cancelled);
+    assert!(engine.incident(&incident).is_none());
+    let crew = crew.unwrap();
+    assert_eq!(
+        engine
+            .crews()
+            .find(|c| c.id == crew)
+            .map(|c| c.status.clone()),
+        Some(CrewStatus::Available)
+    );
+
+    // A first report no repeat waits on is cancelled as before.
+    engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("D"),
+                report: report(FaultCategory::NoPower, here),
+            },
+            Actor::Agent,
+            minutes(40),
+        )
+        .unwrap();
+    assert!(cancel(&mut engine, "D", false, 41).is_ok());
+}
+
 #[test]
 fn a_location_outside_every_area_is_refused_and_changes_nothing() {
     let mut engine = engine_with(9, 1);
@@ -980,6 +1085,12 @@ enum Step {
     Advance {
         n: usize,
     },
+    /// An agent cancels the first report of the `n`-th ticket's open incident, often one
+    /// that repeats wait on.
+    CancelFirst {
+        n: usize,
+        with_repeats: bool,
+    },
     Timeout {
         n: usize,
     },
@@ -1009,9 +1120,10 @@ fn step() -> impl Strategy<Value = (Step, u8)> {
         2 => (0..64usize, 0..FaultCategory::ALL.len(), 0u16..400)
             .prop_map(|(n, category, offset_m)| Step::RepeatOf { n, category, offset_m }),
         6 => (0..64usize).prop_map(|n| Step::Advance { n }),
-        3 => (0..64usize, 0..9usize, prop::bool::weighted(0.1))
+        3 => (0..64usize, 0..10usize, prop::bool::weighted(0.1))
             .prop_map(|(n, command, wrong_actor)| Step::Act { n, command, wrong_actor }),
         1 => (0..64usize).prop_map(|n| Step::Timeout { n }),
+        1 => (0..64usize, any::<bool>()).prop_map(|(n, with_repeats)| Step::CancelFirst { n, with_repeats }),
         1 => (0..32usize, prop::bool::weighted(0.7)).prop_map(|(crew, on)| Step::Duty { crew, on }),
         1 => (0..32usize).prop_map(|crew| Step::Move { crew }),
         3 => prop_oneof![0u16..10, 0u16..300].prop_map(|minutes| Step::Tick { minutes }),
@@ -1042,6 +1154,11 @@ fn ticket_command(i: usize) -> TicketCommand {
         }),
         7 => TicketCommand::Cancel {
             reason: "duplicate".into(),
+            with_repeats: false,
+        },
+        8 => TicketCommand::Cancel {
+            reason: "planned outage".into(),
+            with_repeats: true,
         },
         _ => TicketCommand::Acknowledge,
     }
@@ -1161,6 +1278,20 @@ impl Run {
                         command: ticket_command(next),
                     },
                     actor,
+                )
+            }
+            Step::CancelFirst { n, with_repeats } => {
+                let id = self.ids.get(n % self.ids.len().max(1))?;
+                let incident = &self.engine.ticket(id)?.incident;
+                (
+                    Command::Ticket {
+                        ticket: self.engine.incident(incident)?.master.clone(),
+                        command: TicketCommand::Cancel {
+                            reason: "a known outage".into(),
+                            with_repeats: *with_repeats,
+                        },
+                    },
+                    Actor::Agent,
                 )
             }
             Step::Timeout { n } => {
@@ -1356,6 +1487,18 @@ proptest! {
                     DispatchPolicy::Batch => {}
                 }
             }
+            // 12: no merged ticket waits on an incident that closed without a restoration.
+            for id in &run.ids {
+                let t = run.engine.ticket(id).unwrap();
+                if t.state != TicketState::Merged || run.engine.incident(&t.incident).is_some() {
+                    continue;
+                }
+                let restored = run.ids.iter().filter_map(|other| run.engine.ticket(other)).any(|m| {
+                    m.incident == t.incident
+                        && matches!(m.state, TicketState::Restored | TicketState::Returned | TicketState::Closed)
+                });
+                prop_assert!(restored, "{} is merged into {}, closed unrestored", id, t.incident);
+            }
             // 11: storm mode follows the automatic rule unless pinned.
             if let Some(enter) = storm_at {
                 let storm = run.engine.storm();
@@ -1368,6 +1511,10 @@ proptest! {
         // 8: replaying the log rebuilds the same state.
         for id in &run.ids {
             prop_assert_eq!(run.engine.ticket(id), shadow.ticket(id));
+            let incident = run.engine.ticket(id).map(|t| t.incident.clone());
+            if let Some(incident) = incident {
+                prop_assert_eq!(run.engine.incident(&incident), shadow.incident(&incident));
+            }
         }
         let crews_now: Vec<&Crew> = run.engine.crews().collect();
         let crews_replayed: Vec<&Crew> = shadow.crews().collect();
