@@ -29,7 +29,9 @@
 //! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
 //!    `now` (warnings and breaches of the stages a ticket is in, acknowledgement timeouts),
 //!    never one before it is due, and a warning or breach at most once per ticket, stage and
-//!    level; a stage that stops (the crew arrives in time) drops its pending checkpoints.
+//!    level; a stage that stops (the crew arrives in time) drops its pending checkpoints,
+//!    and a step on a ticket first records that ticket's warnings and breaches already due
+//!    (it may come before the driver's run), so a stage never stops past its limit unbreached.
 //!    [`Engine::next_deadline`] says when the next one is due, so a driver can sleep till then.
 //! 10. **Policies**: the configured [`DispatchPolicy`] decides how crews are chosen.
 //!     `nearest` is rules 3–4; `station` sends only the ticket's own station's crews (its
@@ -416,6 +418,10 @@ impl Engine {
                     }
                     _ => Vec::new(),
                 };
+                // Warnings and breaches already due come first: the step would stop their
+                // clock, and one that lands between a deadline and the driver's run would
+                // otherwise leave a breach that happened unrecorded.
+                self.fire_due_of(&ticket, now, &mut events);
                 let redispatch = matches!(kind, EventKind::Declined { .. });
                 self.record(now, actor.clone(), kind, &mut events);
                 for kind in repeats {
@@ -547,15 +553,7 @@ impl Engine {
     fn fire_deadlines(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         while let Some(due) = self.deadlines.first_due(now) {
             let kind = match due.kind {
-                CheckpointKind::Warning(level) => Some(EventKind::SlaWarning {
-                    ticket: due.ticket.clone(),
-                    stage: due.stage,
-                    level,
-                }),
-                CheckpointKind::Breach => Some(EventKind::SlaBreached {
-                    ticket: due.ticket.clone(),
-                    stage: due.stage,
-                }),
+                CheckpointKind::Warning(_) | CheckpointKind::Breach => clock_event(&due),
                 // The ticket's own rule decides; the book arms a timeout only while it holds,
                 // so a refusal here would be a bookkeeping slip, and is dropped below.
                 CheckpointKind::AcknowledgeTimeout => self.tickets.get(&due.ticket).and_then(|t| {
@@ -573,6 +571,25 @@ impl Engine {
             // Applying the event disarmed it; dropping it again makes sure the loop ends even
             // if it did not.
             self.deadlines.remove(&due);
+        }
+    }
+
+    /// Records the warnings and breaches of `ticket` due at `now`, in order. Not its
+    /// acknowledgement timeout: a late acknowledgement that comes before the driver hands the
+    /// job on is still taken.
+    fn fire_due_of(&mut self, ticket: &TicketId, now: Timestamp, events: &mut Vec<Event>) {
+        let mut due: Vec<Checkpoint> = self
+            .deadlines
+            .pending(ticket)
+            .iter()
+            .filter(|c| c.at <= now)
+            .cloned()
+            .collect();
+        due.sort();
+        for checkpoint in due {
+            if let Some(kind) = clock_event(&checkpoint) {
+                self.record(now, Actor::System, kind, events);
+            }
         }
     }
 
@@ -1356,4 +1373,21 @@ fn middle(stations: &[Station]) -> LocalProjection {
         return LocalProjection::new(0.0, 0.0);
     }
     LocalProjection::new((lat.0 + lat.1) / 2.0, (lon.0 + lon.1) / 2.0)
+}
+
+/// The event a warning or breach checkpoint records; none for an acknowledgement timeout,
+/// which is a decision on the ticket, not a mark on its clock.
+fn clock_event(due: &Checkpoint) -> Option<EventKind> {
+    match due.kind {
+        CheckpointKind::Warning(level) => Some(EventKind::SlaWarning {
+            ticket: due.ticket.clone(),
+            stage: due.stage,
+            level,
+        }),
+        CheckpointKind::Breach => Some(EventKind::SlaBreached {
+            ticket: due.ticket.clone(),
+            stage: due.stage,
+        }),
+        CheckpointKind::AcknowledgeTimeout => None,
+    }
 }

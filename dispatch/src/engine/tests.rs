@@ -694,6 +694,59 @@ fn a_stage_that_stops_in_time_drops_its_checkpoints() {
 }
 
 #[test]
+fn a_step_after_a_deadline_the_driver_has_not_reached_is_preceded_by_its_breach() {
+    let mut engine = engine_with(6, 3);
+    let (id, arrive) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    assert_eq!(fire(&mut engine, arrive / 2), ["warning:arrive:500"]);
+    step_as_crew(&mut engine, &id, TicketCommand::Depart, arrive / 2 + 1);
+    // The crew arrives a minute late, before the driver has run since the deadline.
+    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
+    let events = engine
+        .handle(
+            Command::Ticket {
+                ticket: id.clone(),
+                command: TicketCommand::Arrive { location: None },
+            },
+            Actor::Crew(crew),
+            minutes(arrive + 1),
+        )
+        .unwrap();
+    let names: Vec<String> = events
+        .iter()
+        .map(|e| match &e.kind {
+            EventKind::SlaWarning { stage, level, .. } => {
+                format!("warning:{}:{}", stage.as_str(), level.permille())
+            }
+            EventKind::SlaBreached { stage, .. } => format!("breach:{}", stage.as_str()),
+            other => other.name().to_owned(),
+        })
+        .collect();
+    assert_eq!(names, ["warning:arrive:800", "breach:arrive", "arrived"]);
+    assert!(engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
+    assert!(
+        fire(&mut engine, arrive + 1).is_empty(),
+        "nothing fires twice"
+    );
+    // A step in time records nothing of the clock it stops.
+    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
+    let events = engine
+        .handle(
+            Command::Ticket {
+                ticket: id.clone(),
+                command: TicketCommand::Restore { cause: None },
+            },
+            Actor::Crew(crew),
+            minutes(arrive + 2),
+        )
+        .unwrap();
+    assert!(
+        events.iter().all(|e| e.kind.name() == "restored"),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
     let mut engine = engine_with(6, 3);
     let (id, _) = one_ticket(&mut engine, FaultCategory::NoPower);
@@ -1442,6 +1495,24 @@ proptest! {
                                     }
                                     Some(EventKind::Queued { ticket: t }) => prop_assert_eq!(t, ticket),
                                     other => prop_assert!(false, "after a decline: {other:?}"),
+                                }
+                            }
+                            EventKind::Acknowledged { ticket, .. }
+                            | EventKind::Arrived { ticket, .. }
+                            | EventKind::Restored { ticket, .. }
+                            | EventKind::Returned { ticket, .. } => {
+                                // 9: a stage stopped past its limit was breached first.
+                                let stage = match &event.kind {
+                                    EventKind::Acknowledged { .. } => SlaStage::Acknowledge,
+                                    EventKind::Arrived { .. } => SlaStage::Arrive,
+                                    EventKind::Restored { .. } => SlaStage::Restore,
+                                    _ => SlaStage::Return,
+                                };
+                                let t = shadow.ticket(ticket).unwrap();
+                                if let (_, Some(limit)) = stage_clock(&shadow, t, stage)
+                                    && event.at > limit
+                                {
+                                    prop_assert!(fired.contains(&(ticket.clone(), stage, None)), "{} {stage:?} stopped past its limit, unbreached", ticket);
                                 }
                             }
                             _ => {}
