@@ -99,6 +99,40 @@ mod reads {
     }
 
     #[tokio::test]
+    async fn the_next_crews_acknowledgement_clock_starts_on_time() {
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let app =
+            TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+        let ticket = app
+            .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+            .await;
+        // The first crew lets its 5 minutes pass: warned, breached, and the job handed on.
+        clock.advance_minutes(6);
+        app.dispatcher
+            .as_ref()
+            .unwrap()
+            .fire_deadlines()
+            .await
+            .unwrap();
+        let (_, now) = app
+            .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
+            .await;
+        assert_eq!(now["state"], "dispatched", "{now}");
+        assert_ne!(now["crew_id"], ticket["crew_id"]);
+        let (_, list) = app.get("/v1/deadlines", SUPERVISOR).await;
+        let acknowledge: Vec<&Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["ticket_id"] == ticket["id"] && d["stage"] == "acknowledge")
+            .collect();
+        assert_eq!(acknowledge.len(), 1, "{list}");
+        // The second crew has its own 5 minutes; the first crew's breach is not its.
+        assert_eq!(acknowledge[0]["risk"], "on_time", "{list}");
+        assert!(acknowledge[0]["seconds_left"].as_f64().unwrap() > 290.0);
+    }
+
+    #[tokio::test]
     async fn running_deadlines_turn_warned_then_breached_as_they_are_recorded() {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let app =
@@ -748,7 +782,7 @@ mod browser {
     const HELPERS: &str = r#"(async () => {
         const { SseParser } = await import('/ui/js/stream.js');
         const { maskPhone, maskName, duration, learnServerTime, serverNow } = await import('/ui/js/format.js');
-        const { runningStages } = await import('/ui/js/state.js');
+        const { runningStages, State } = await import('/ui/js/state.js');
         const { deadlineRows } = await import('/ui/js/details.js');
         const text = ': keep-alive\r\nevent: dispatched\r\nid: 7\r\ndata: {"a":\r\ndata: 1}\r\n\r\n'
             + 'event: missed\ndata: 3\n\nid: 9\ndata: plain\n\n';
@@ -783,6 +817,22 @@ mod browser {
                 const ahead = Math.round((serverNow() - Date.now()) / 1000);
                 learnServerTime(new Date().toISOString());
                 return ahead;
+            })(),
+            // A crew misses its acknowledgement: breached, then the job goes to the next
+            // crew, whose own five minutes have just begun.
+            next_crew: (() => {
+                const state = new State();
+                const at = Date.parse('2025-06-01T08:06:00.000Z');
+                const ticket = (crew, acknowledge_by) => ({
+                    id: 'T', state: 'dispatched', crew_id: crew,
+                    deadlines: { acknowledge_by, arrive_by: d.arrive_by },
+                });
+                state.apply('dispatched', { ticket_id: 'T', ticket: ticket('A', d.acknowledge_by) });
+                state.apply('sla_breached', { ticket_id: 'T', stage: 'acknowledge', ticket: ticket('A', d.acknowledge_by) });
+                const missed = state.risk(state.tickets.get('T'), at);
+                state.apply('declined', { ticket_id: 'T', reason: 'acknowledge_timeout', ticket: ticket('A', d.acknowledge_by) });
+                state.apply('dispatched', { ticket_id: 'T', ticket: ticket('B', '2025-06-01T08:11:00.000Z') });
+                return [missed, state.risk(state.tickets.get('T'), at)];
             })(),
             // On site at 08:50, its arrival met; the restore clock runs until 11:45.
             drawer: deadlineRows(
@@ -833,6 +883,11 @@ mod browser {
         assert_eq!(stages["restored"], json!(["return"]));
         assert_eq!(stages["returned"], json!([]));
         assert_eq!(stages["customer_internal"], json!([]));
+        assert_eq!(
+            found["next_crew"],
+            json!(["breached", "on_time"]),
+            "{found}"
+        );
         assert_eq!(
             found["drawer"],
             json!([

@@ -104,6 +104,9 @@ export class State {
       this.record(data.ticket_id, data.stage, { breached: true });
       changed.slaStop = true;
     } else if (name === 'declined') {
+      // The acknowledgement clock restarts with the next dispatch: what the crew that
+      // declined or missed it was warned of is not the next crew's.
+      this.recorded.get(data.ticket_id)?.delete('acknowledge');
       const rejected = String(data.reason ?? '').startsWith('rejected');
       const r = this.reassignments;
       r.count += 1;

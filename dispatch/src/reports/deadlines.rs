@@ -6,7 +6,7 @@
 //! (see [`crate::domain::SlaPolicy`]): arrival runs from the report until the crew is on site, so a
 //! dispatched ticket runs two clocks at once (acknowledge and arrive).
 
-use crate::domain::{SlaStage, Ticket, TicketState, Timestamp};
+use crate::domain::{SlaStage, Ticket, TicketState, Timestamp, WarnLevel, WarnLevels};
 
 /// One stage under way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +15,22 @@ pub struct RunningStage {
     /// When the clock started: the dispatch, report, arrival or restoration.
     pub started_at: Option<Timestamp>,
     pub due: Timestamp,
+}
+
+impl RunningStage {
+    /// The highest warning level this clock has reached at `now`, and whether it is past
+    /// due. Judged on this clock's own start and due, not on the checkpoints recorded for the
+    /// stage: the acknowledgement clock restarts with each dispatch, and a warning or breach
+    /// recorded against the crew before is not the next crew's.
+    pub fn reached(&self, now: Timestamp, levels: WarnLevels) -> (Option<WarnLevel>, bool) {
+        let warned = self.started_at.and_then(|start| {
+            levels
+                .iter()
+                .filter(|level| level.instant(start, self.due) <= now)
+                .max()
+        });
+        (warned, self.due <= now)
+    }
 }
 
 /// The clocks `ticket` runs now; none once the work order is returned, and none for a stage
@@ -123,6 +139,26 @@ mod tests {
 
         t.state = TicketState::Returned;
         assert!(stages(&t).is_empty());
+    }
+
+    #[test]
+    fn a_clock_is_judged_on_its_own_start_and_due() {
+        let levels = WarnLevels::new([
+            WarnLevel::from_fraction(0.5).unwrap(),
+            WarnLevel::from_fraction(0.8).unwrap(),
+        ])
+        .unwrap();
+        let clock = RunningStage {
+            stage: SlaStage::Acknowledge,
+            started_at: Some(Timestamp::from_millis(0).plus_minutes(60)),
+            due: Timestamp::from_millis(0).plus_minutes(70),
+        };
+        let at = |m| clock.reached(Timestamp::from_millis(0).plus_minutes(m), levels);
+        // A second crew's clock, from minute 60: the first crew's breach at 10 is not its.
+        assert_eq!(at(64), (None, false));
+        assert_eq!(at(65), (WarnLevel::from_fraction(0.5), false));
+        assert_eq!(at(69), (WarnLevel::from_fraction(0.8), false));
+        assert_eq!(at(70), (WarnLevel::from_fraction(0.8), true));
     }
 
     #[test]

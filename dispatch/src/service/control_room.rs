@@ -5,8 +5,8 @@
 
 use super::{Dispatcher, ServiceError};
 use crate::domain::{
-    CheckpointKind, CrewId, DeclineReason, EventKind, SlaStage, Station, StationId, Ticket,
-    TicketId, TicketState, Timestamp, WarnLevel,
+    CrewId, DeclineReason, EventKind, SlaStage, Station, StationId, Ticket, TicketId, TicketState,
+    Timestamp, WarnLevel,
 };
 use crate::reports::Window;
 use crate::reports::deadlines::running_stages;
@@ -75,12 +75,7 @@ impl Dispatcher {
             let mut running = Vec::new();
             for ticket in engine.tickets().filter(|t| !t.state.is_final()) {
                 for clock in running_stages(ticket) {
-                    let fired = |kind| engine.checkpoint_fired(&ticket.id, clock.stage, kind);
-                    let warned = policy
-                        .warn_levels(clock.stage)
-                        .iter()
-                        .filter(|level| fired(CheckpointKind::Warning(*level)))
-                        .max();
+                    let (warned, breached) = clock.reached(now, policy.warn_levels(clock.stage));
                     running.push(RunningDeadline {
                         ticket: ticket.id.clone(),
                         station: ticket.station.clone(),
@@ -90,7 +85,7 @@ impl Dispatcher {
                         started_at: clock.started_at,
                         due: clock.due,
                         warned,
-                        breached: clock.due <= now || fired(CheckpointKind::Breach),
+                        breached,
                     });
                 }
             }
