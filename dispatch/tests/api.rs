@@ -114,6 +114,31 @@ async fn a_repeat_report_is_merged_into_the_open_incident_without_a_second_crew(
     assert_eq!(second["state"], "merged");
     assert_eq!(second["incident_id"], first["incident_id"]);
     assert!(second["crew_id"].is_null());
+
+    // A caller who rings back is told how the repair of their fault goes, to the end.
+    let app = &app;
+    let read = |ticket: &Value| {
+        let path = format!("/v1/tickets/{}", id(ticket));
+        async move { app.get(&path, AGENT).await.1 }
+    };
+    let repeat = read(&second).await;
+    assert_eq!(repeat["first_report"]["ticket_id"], first["id"], "{repeat}");
+    assert_eq!(repeat["first_report"]["state"], "dispatched");
+    assert_eq!(repeat["first_report"]["crew_id"], first["crew_id"]);
+    assert!(read(&first).await.get("first_report").is_none());
+    let token = app.crew_token_of(&first).await;
+    app.walk(&first, &token, &["ack", "depart", "arrive", "restore"])
+        .await;
+    let repeat = read(&second).await;
+    assert_eq!(repeat["state"], "merged");
+    assert_eq!(repeat["first_report"]["state"], "restored", "{repeat}");
+    let restored = read(&first).await;
+    assert!(repeat["first_report"]["restored_at"].is_string());
+    assert!(repeat["first_report"]["arrived_at"].is_string());
+    assert_eq!(
+        repeat["first_report"]["restored_at"], restored["timeline"][5]["at"],
+        "{restored}"
+    );
 }
 
 #[tokio::test]
@@ -972,6 +997,35 @@ async fn operations_endpoints_answer_without_a_token() {
         }
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Every schema a path or schema refers to is in the document (utoipa collects them from
+    // the handlers; a type only named in a doc attribute would dangle).
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for r in &found {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} dangles in /openapi.json"
+        );
+    }
+    for schema in ["CancelRequest", "FirstReportOut", "TicketDetail"] {
+        assert!(
+            found.iter().any(|r| r.ends_with(&format!("/{schema}"))),
+            "{schema} is not referred to"
+        );
+    }
 
     let ticket = app.create(report()).await;
     app.get(&format!("/v1/tickets/{}", id(&ticket)), AGENT)

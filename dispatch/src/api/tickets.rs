@@ -7,8 +7,9 @@ use super::V1Errors;
 use super::error::ApiError;
 use super::extract::{Body, Id, QueryOf, Who};
 use super::wire::{
-    ArriveRequest, CancelRequest, CloseRequest, CreateTicketRequest, EmptyRequest, ReasonRequest,
-    RestoreRequest, ReturnRequest, TicketDetail, TicketList, TicketOut, TicketStateWire, limits,
+    ArriveRequest, CancelRequest, CloseRequest, CreateTicketRequest, EmptyRequest, FirstReportOut,
+    ReasonRequest, RestoreRequest, ReturnRequest, TicketDetail, TicketList, TicketOut,
+    TicketStateWire, limits,
 };
 use crate::domain::{StationId, TicketCommand, TicketId, TicketState};
 use crate::service::{Action, IdempotencyKey, TicketFilter, auth};
@@ -177,6 +178,7 @@ pub async fn get(
     let principal = who.require(Action::ReadTicket)?;
     let found = app.dispatcher.ticket(principal, &TicketId::new(id)).await?;
     let mut detail = TicketDetail::new(&found.ticket, Some(&found.timeline));
+    detail.first_report = found.first_report.as_ref().map(FirstReportOut::from);
     detail.ticket.etr = super::reports::etrs(&app, std::slice::from_ref(&found.ticket))
         .await?
         .pop()

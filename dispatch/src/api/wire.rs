@@ -614,6 +614,38 @@ pub struct TicketDetail {
     /// Oldest first. Left out of a crew's job list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntry>>,
+    /// A merged repeat's first report of the same fault (主单), as it stands now: what to tell
+    /// a caller who rings back. Single-ticket reads only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_report: Option<FirstReportOut>,
+}
+
+/// How the repair of a repeat's fault stands: its first report's crew and progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FirstReportOut {
+    pub ticket_id: String,
+    pub state: TicketStateWire,
+    pub crew_id: Option<String>,
+    /// When its crew reached the site.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub arrived_at: Option<String>,
+    /// When power was restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    pub restored_at: Option<String>,
+}
+
+impl From<&Ticket> for FirstReportOut {
+    fn from(t: &Ticket) -> Self {
+        Self {
+            ticket_id: t.id.to_string(),
+            state: t.state.into(),
+            crew_id: t.crew.as_ref().map(ToString::to_string),
+            arrived_at: t.arrived_at.map(rfc3339),
+            restored_at: t.restored_at.map(rfc3339),
+        }
+    }
 }
 
 impl TicketDetail {
@@ -637,6 +669,7 @@ impl TicketDetail {
             }),
             cancel_reason: ticket.cancel_reason.clone(),
             timeline: timeline.map(|events| events.iter().map(TimelineEntry::from).collect()),
+            first_report: None,
         }
     }
 }

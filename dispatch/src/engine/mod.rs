@@ -189,6 +189,9 @@ pub struct Engine {
     /// Ordered by id, so listings can page with a cursor.
     tickets: BTreeMap<TicketId, Ticket>,
     incidents: IncidentBook,
+    /// Each merged repeat report's first report (主单), kept after the incident closes so a
+    /// caller who rings back can be told how the repair went.
+    first_reports: HashMap<TicketId, TicketId>,
     queue: DispatchQueue,
     /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
     deadlines: DeadlineBook,
@@ -233,6 +236,7 @@ impl Engine {
             pool: CrewIndex::default(),
             tickets: BTreeMap::new(),
             incidents: IncidentBook::default(),
+            first_reports: HashMap::new(),
             queue: DispatchQueue::default(),
             deadlines: DeadlineBook::default(),
             census: Census::default(),
@@ -316,6 +320,14 @@ impl Engine {
         self.incidents.get(id)
     }
 
+    /// The first report of the fault `ticket` repeats, when it is a merged repeat: the
+    /// ticket whose crew does the repair, open or not.
+    pub fn first_report_of(&self, ticket: &TicketId) -> Option<&Ticket> {
+        self.first_reports
+            .get(ticket)
+            .and_then(|first| self.tickets.get(first))
+    }
+
     pub fn open_incidents(&self) -> usize {
         self.incidents.len()
     }
@@ -367,6 +379,7 @@ impl Engine {
                 self.census.tickets[t.state.index()] -= 1;
                 self.tickets.remove(ticket);
                 self.deadlines.close(ticket);
+                self.first_reports.remove(ticket);
                 true
             }
             _ => false,
@@ -957,6 +970,10 @@ impl Engine {
                 }
             }
             EventKind::Merged { ticket, incident } => {
+                if let Some(open) = self.incidents.get(incident) {
+                    self.first_reports
+                        .insert(ticket.clone(), open.master.clone());
+                }
                 self.incidents.record_repeat(incident, ticket, event.at);
                 self.apply_to_ticket(ticket, event);
             }

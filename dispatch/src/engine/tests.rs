@@ -1582,6 +1582,10 @@ proptest! {
         // 8: replaying the log rebuilds the same state.
         for id in &run.ids {
             prop_assert_eq!(run.engine.ticket(id), shadow.ticket(id));
+            prop_assert_eq!(
+                run.engine.first_report_of(id).map(|t| &t.id),
+                shadow.first_report_of(id).map(|t| &t.id)
+            );
             let incident = run.engine.ticket(id).map(|t| t.incident.clone());
             if let Some(incident) = incident {
                 prop_assert_eq!(run.engine.incident(&incident), shadow.incident(&incident));

@@ -139,6 +139,8 @@ pub struct Page {
 pub struct TicketWithTimeline {
     pub ticket: Ticket,
     pub timeline: Vec<Event>,
+    /// For a merged repeat, the first report of its fault, as it stands now.
+    pub first_report: Option<Ticket>,
 }
 
 #[derive(Debug, Clone)]
@@ -767,7 +769,7 @@ impl Dispatcher {
         who: &Principal,
         id: &TicketId,
     ) -> Result<TicketWithTimeline, ServiceError> {
-        let (ticket, horizon) = {
+        let (ticket, first_report, horizon) = {
             let inner = self.lock()?;
             let ticket = inner
                 .engine
@@ -781,7 +783,8 @@ impl Dispatcher {
                     "this ticket is not your crew's job",
                 ));
             }
-            (ticket, inner.horizon.clone())
+            let first_report = inner.engine.first_report_of(id).cloned();
+            (ticket, first_report, inner.horizon.clone())
         };
         Self::settled(horizon).await?;
         let timeline = tokio::time::timeout(self.options.write_timeout, self.store.timeline(id))
@@ -791,7 +794,11 @@ impl Dispatcher {
                 tracing::warn!(ticket.id = %id, %error, "reading a timeline failed");
                 ServiceError::Unavailable
             })?;
-        Ok(TicketWithTimeline { ticket, timeline })
+        Ok(TicketWithTimeline {
+            ticket,
+            timeline,
+            first_report,
+        })
     }
 
     /// A page of tickets in creation order (ids are time-ordered).
