@@ -85,6 +85,8 @@ pub async fn run(
 /// Opens the configured store and recovers the dispatcher from it: [`run`] before it serves.
 pub async fn open(config: &Config) -> Result<Arc<Dispatcher>, ServeError> {
     config.validate()?;
+    // The recorder before the recovery, so what the recovery reports is kept.
+    metrics::install();
     let store: Arc<dyn Store> = match config.store.kind {
         StoreKind::Embedded => {
             let path = config.store.path.clone();

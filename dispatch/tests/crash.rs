@@ -564,3 +564,71 @@ async fn every_acknowledged_write_survives_sigkill() {
         .unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// A log whose replay breaks an invariant (here one crew sent to two tickets, as a bug or a
+/// hand-edited store could leave it) still starts, and says so on /metrics for the alert.
+#[tokio::test]
+async fn a_rebuilt_state_that_breaks_an_invariant_is_reported() {
+    use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
+    use dispatch::store::{Batch, Durability, EmbeddedStore, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let mut server = Server::start(&config).await;
+    let http = client();
+    let mut tickets = Vec::new();
+    for lat in [STATION_LAT, STATION_LAT + 0.05] {
+        let (status, ticket) = send(
+            http.post(server.url("/v1/tickets"))
+                .bearer_auth(AGENT)
+                .json(&report_at(lat, STATION_LON, "no_power")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{ticket}");
+        tickets.push(ticket);
+    }
+    let problems = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("dispatch_recovered_state_problems "))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    let metrics = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(problems(&metrics.text().await.unwrap()), Some(0.0));
+    server.child.kill().await.unwrap();
+    let _ = server.child.wait().await;
+
+    // The first ticket's crew, sent to the second ticket as well.
+    let now = Timestamp::from_millis(
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap(),
+    );
+    let store = EmbeddedStore::open(&dir.path().join("data")).unwrap();
+    let crew = CrewId::new(tickets[0]["crew_id"].as_str().unwrap());
+    let twice = Event {
+        at: now,
+        actor: Actor::System,
+        kind: EventKind::Dispatched {
+            ticket: TicketId::new(id(&tickets[1])),
+            crew,
+            eta_minutes: 5.0,
+            acknowledge_by: now.plus_minutes(5),
+        },
+    };
+    let batch = Batch {
+        events: vec![twice],
+        ..Batch::default()
+    };
+    store.append(batch, Durability::Durable).await.unwrap();
+    store.close().await.unwrap();
+    drop(store);
+
+    let server = Server::start(&config).await;
+    let metrics = http.get(server.url("/metrics")).send().await.unwrap();
+    let found = problems(&metrics.text().await.unwrap());
+    assert!(found.is_some_and(|n| n >= 1.0), "{found:?}");
+}

@@ -40,6 +40,7 @@ pub const DECIDES: &str = "dispatch_decides";
 pub const STORM_MODE: &str = "dispatch_storm_mode";
 pub const BACKUPS_TOTAL: &str = "dispatch_backups_total";
 pub const LAST_BACKUP_TIMESTAMP_SECONDS: &str = "dispatch_last_backup_timestamp_seconds";
+pub const RECOVERED_STATE_PROBLEMS: &str = "dispatch_recovered_state_problems";
 
 /// Kind of a declared metric, for the table below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,6 +191,13 @@ pub const DECLARED: &[(&str, Kind, &[&str], &str)] = &[
         &[],
         "1 once a store write failed: writes are refused until memory is rebuilt (a restart, \
          or by itself with a shared store)",
+    ),
+    (
+        RECOVERED_STATE_PROBLEMS,
+        Kind::Gauge,
+        &[],
+        "Invariants the state rebuilt from the store broke at the last rebuild (a crew with two \
+         jobs, a dispatched ticket without its crew, …): 0 when sound; the log names each",
     ),
     (
         BACKUPS_TOTAL,
@@ -458,6 +466,12 @@ pub fn store_write(durability: &'static str, seconds: f64) {
 
 pub fn store_failed() {
     gauge!(STORE_FAILED).set(1.0);
+}
+
+/// Memory was rebuilt from the store (start-up, or a shared store's heal), breaking
+/// `problems` invariants.
+pub fn state_rebuilt(problems: usize) {
+    gauge!(RECOVERED_STATE_PROBLEMS).set(problems as f64);
 }
 
 /// Memory was rebuilt from a shared store after a failure: writes are accepted again.

@@ -446,6 +446,9 @@ impl Dispatcher {
         for problem in problems.iter().take(20) {
             tracing::error!(problem, "state rebuilt from the store breaks an invariant");
         }
+        // The service still starts: refusing to would leave agents with nothing, and the
+        // log is the truth to repair from. Supervisors are told instead (an alert).
+        metrics::state_rebuilt(problems.len());
         tracing::info!(
             events = recovered.events,
             batches = recovered.last_seq,
