@@ -80,7 +80,8 @@ fn bench_region(c: &mut Criterion, name: &str, region: Region) {
                         with_repeats: true,
                     },
                 };
-                // Merged reports are final already and cannot be cancelled; that is fine.
+                // Back to the state before the report, so every iteration meets the same
+                // engine: its incident closes and its crew is free again.
                 let _ = engine.handle(cancel, Actor::Agent, now);
                 engine.forget(&ticket);
             }

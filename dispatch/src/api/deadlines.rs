@@ -15,8 +15,8 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// How a deadline stands: `warned` once an `sla_warning` was recorded for the stage,
-/// `breached` once its limit passed.
+/// How a deadline stands, judged on this clock's own start and due: `warned` once it passed
+/// a warning level, `breached` once its limit passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskWire {
@@ -39,7 +39,7 @@ pub struct RunningDeadlineOut {
     pub due: String,
     /// Until `due` from `now`; negative once passed.
     pub seconds_left: f64,
-    /// The highest warning recorded for the stage, as a fraction of its limit.
+    /// The highest warning level this clock has passed, as a fraction of its limit.
     pub warned_level: Option<f64>,
     pub risk: RiskWire,
 }

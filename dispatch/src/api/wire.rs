@@ -614,8 +614,9 @@ pub struct TicketDetail {
     /// Oldest first. Left out of a crew's job list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Vec<TimelineEntry>>,
-    /// A merged repeat's first report of the same fault (主单), as it stands now: what to tell
-    /// a caller who rings back. Single-ticket reads only.
+    /// A repeat report's first report of the same fault (主单), as it stands now: what to
+    /// tell a caller who rings back. Single-ticket reads of tickets merged at intake (kept
+    /// if the repeat is cancelled later).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_report: Option<FirstReportOut>,
 }

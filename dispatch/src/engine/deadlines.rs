@@ -16,8 +16,8 @@ pub(super) struct DeadlineBook {
     due: BTreeSet<Checkpoint>,
     /// The same checkpoints by ticket, so a stop event finds its stage's few without a scan.
     by_ticket: HashMap<TicketId, Vec<Checkpoint>>,
-    /// Warnings and breaches already recorded for an open ticket: never armed again, even
-    /// when the stage restarts (a re-dispatch restarts the acknowledgement clock).
+    /// Warnings and breaches already recorded for an open ticket: never armed again, unless
+    /// the stage restarts with a clock of its own (a re-dispatch's acknowledgement).
     fired: HashMap<TicketId, HashSet<(SlaStage, CheckpointKind)>>,
 }
 
@@ -82,6 +82,14 @@ impl DeadlineBook {
             .entry(ticket.clone())
             .or_default()
             .insert((stage, kind));
+    }
+
+    /// Forgets what fired for `stage` of `ticket`: the stage starts a new clock of its own
+    /// (the acknowledgement, with each dispatch to another crew).
+    pub(super) fn restart(&mut self, ticket: &TicketId, stage: SlaStage) {
+        if let Some(fired) = self.fired.get_mut(ticket) {
+            fired.retain(|(s, _)| *s != stage);
+        }
     }
 
     pub(super) fn has_fired(

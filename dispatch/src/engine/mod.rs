@@ -29,9 +29,10 @@
 //! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
 //!    `now` (warnings and breaches of the stages a ticket is in, acknowledgement timeouts),
 //!    never one before it is due, and a warning or breach at most once per ticket, stage and
-//!    level; a stage that stops (the crew arrives in time) drops its pending checkpoints,
-//!    and a step on a ticket first records that ticket's warnings and breaches already due
-//!    (it may come before the driver's run), so a stage never stops past its limit unbreached.
+//!    level (the acknowledgement: per dispatch, each crew's clock its own); a stage that
+//!    stops (the crew arrives in time) drops its pending checkpoints, and a step on a ticket
+//!    first records that ticket's warnings and breaches due before it (it may come before
+//!    the driver's run), so a stage never stops past its limit unbreached.
 //!    [`Engine::next_deadline`] says when the next one is due, so a driver can sleep till then.
 //! 10. **Policies**: the configured [`DispatchPolicy`] decides how crews are chosen.
 //!     `nearest` is rules 3–4; `station` sends only the ticket's own station's crews (its
@@ -376,6 +377,14 @@ impl Engine {
     pub fn forget(&mut self, ticket: &TicketId) -> bool {
         match self.tickets.get(ticket) {
             Some(t) if t.state.is_final() => {
+                if t.state == TicketState::Merged {
+                    // Forgotten, it no longer waits on its incident's first report.
+                    let incident = t.incident.clone();
+                    self.incidents.drop_repeat(&incident, ticket);
+                }
+                let Some(t) = self.tickets.get(ticket) else {
+                    return false;
+                };
                 self.census.tickets[t.state.index()] -= 1;
                 self.tickets.remove(ticket);
                 self.deadlines.close(ticket);
@@ -587,7 +596,7 @@ impl Engine {
         }
     }
 
-    /// Records the warnings and breaches of `ticket` due at `now`, in order. Not its
+    /// Records the warnings and breaches of `ticket` due before `now`, in order. Not its
     /// acknowledgement timeout: a late acknowledgement that comes before the driver hands the
     /// job on is still taken.
     fn fire_due_of(&mut self, ticket: &TicketId, now: Timestamp, events: &mut Vec<Event>) {
@@ -595,7 +604,8 @@ impl Engine {
             .deadlines
             .pending(ticket)
             .iter()
-            .filter(|c| c.at <= now)
+            // Strictly before: a step at the very instant of its deadline meets it.
+            .filter(|c| c.at < now)
             .cloned()
             .collect();
         due.sort();
@@ -1097,6 +1107,9 @@ impl Engine {
                 ..
             } => self.arm_stage(&ticket, SlaStage::Arrive, event.at, *limit),
             EventKind::Dispatched { acknowledge_by, .. } => {
+                // Each crew's acknowledgement is a clock of its own, warned and breached
+                // apart from the one the crew before missed or declined.
+                self.deadlines.restart(&ticket, SlaStage::Acknowledge);
                 self.arm_stage(&ticket, SlaStage::Acknowledge, event.at, *acknowledge_by);
                 self.deadlines.arm(Checkpoint {
                     at: *acknowledge_by,

@@ -747,6 +747,28 @@ fn a_step_after_a_deadline_the_driver_has_not_reached_is_preceded_by_its_breach(
 }
 
 #[test]
+fn a_step_at_the_very_instant_of_its_deadline_meets_it() {
+    let mut engine = engine_with(6, 3);
+    let (id, arrive) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    step_as_crew(&mut engine, &id, TicketCommand::Depart, 2);
+    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
+    let events = engine
+        .handle(
+            Command::Ticket {
+                ticket: id.clone(),
+                command: TicketCommand::Arrive { location: None },
+            },
+            Actor::Crew(crew),
+            minutes(arrive),
+        )
+        .unwrap();
+    let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(names, ["sla_warning", "sla_warning", "arrived"]);
+    assert!(!engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
+}
+
+#[test]
 fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
     let mut engine = engine_with(6, 3);
     let (id, _) = one_ticket(&mut engine, FaultCategory::NoPower);
@@ -765,8 +787,17 @@ fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
         engine.crew(&first).unwrap().status,
         CrewStatus::Unresponsive
     );
-    // The next crew's timeout acts too, but the ticket's warnings and breach were recorded.
-    assert_eq!(fire(&mut engine, 10), ["declined", "dispatched"]);
+    // The next crew's acknowledgement is a clock of its own: warned, breached, handed on.
+    assert_eq!(
+        fire(&mut engine, 10),
+        [
+            "warning:acknowledge:500",
+            "warning:acknowledge:800",
+            "breach:acknowledge",
+            "declined",
+            "dispatched"
+        ]
+    );
     assert!(engine.audit().is_empty());
 }
 
@@ -1441,6 +1472,10 @@ proptest! {
                     for (i, event) in events.iter().enumerate() {
                         match &event.kind {
                             EventKind::Dispatched { ticket, crew, .. } => {
+                                // 9: each dispatch starts an acknowledgement clock of its own.
+                                fired.retain(|(t, stage, _): &(TicketId, SlaStage, Option<crate::domain::WarnLevel>)| {
+                                    t != ticket || *stage != SlaStage::Acknowledge
+                                });
                                 let t = shadow.ticket(ticket).unwrap().clone();
                                 // 7: a waiting ticket gets a crew only when every ticket
                                 // before it in serving order has none it may take.
@@ -1467,8 +1502,8 @@ proptest! {
                             }
                             EventKind::SlaWarning { ticket, stage, .. }
                             | EventKind::SlaBreached { ticket, stage } => {
-                                // 9: once per ticket, stage and level; never before due, and
-                                // only while the stage runs.
+                                // 9: once per ticket, stage and level (the acknowledgement:
+                                // per dispatch); never before due, and only while the stage runs.
                                 let level = match &event.kind {
                                     EventKind::SlaWarning { level, .. } => Some(*level),
                                     _ => None,

@@ -30,10 +30,10 @@ pub struct RunningDeadline {
     pub stage: SlaStage,
     pub started_at: Option<Timestamp>,
     pub due: Timestamp,
-    /// The highest `sla_warning` recorded for this stage of the ticket.
+    /// The highest warning level this clock has passed (the driver records each as an
+    /// `sla_warning` when it runs).
     pub warned: Option<WarnLevel>,
-    /// `sla_breached` was recorded, or the deadline has passed and the driver is about to
-    /// record it.
+    /// The deadline has passed.
     pub breached: bool,
 }
 

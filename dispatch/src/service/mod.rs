@@ -336,6 +336,49 @@ pub struct FiredDeadlines {
     pub timeouts: usize,
 }
 
+impl FiredDeadlines {
+    /// Counts and logs the checkpoints `events` record, whoever recorded them: the driver,
+    /// or a step that came after a deadline the driver had not reached yet.
+    fn logged(events: &[Event]) -> Self {
+        let mut fired = Self::default();
+        for event in events {
+            match &event.kind {
+                EventKind::SlaWarning {
+                    ticket,
+                    stage,
+                    level,
+                } => {
+                    fired.warnings += 1;
+                    tracing::info!(
+                        ticket.id = %ticket,
+                        stage = stage.as_str(),
+                        level = level.fraction(),
+                        "SLA warning"
+                    );
+                }
+                EventKind::SlaBreached { ticket, stage } => {
+                    fired.breaches += 1;
+                    tracing::warn!(ticket.id = %ticket, stage = stage.as_str(), "SLA breached");
+                }
+                EventKind::Declined {
+                    ticket,
+                    crew,
+                    reason: DeclineReason::AcknowledgeTimeout,
+                } => {
+                    fired.timeouts += 1;
+                    tracing::warn!(
+                        ticket.id = %ticket,
+                        crew.id = %crew,
+                        "acknowledgement deadline passed: the job goes to the next crew"
+                    );
+                }
+                _ => {}
+            }
+        }
+        fired
+    }
+}
+
 #[derive(Debug)]
 pub struct Dispatcher {
     inner: Mutex<Inner>,
@@ -747,6 +790,7 @@ impl Dispatcher {
                 actor,
                 now,
             )?;
+            FiredDeadlines::logged(&events);
             let ticket = inner
                 .engine
                 .ticket(id)
@@ -1095,40 +1139,7 @@ impl Dispatcher {
                 return Ok(fired);
             }
             let events = inner.decide(Command::FireDeadlines, Actor::System, now)?;
-            for event in &events {
-                match &event.kind {
-                    EventKind::SlaWarning {
-                        ticket,
-                        stage,
-                        level,
-                    } => {
-                        fired.warnings += 1;
-                        tracing::info!(
-                            ticket.id = %ticket,
-                            stage = stage.as_str(),
-                            level = level.fraction(),
-                            "SLA warning"
-                        );
-                    }
-                    EventKind::SlaBreached { ticket, stage } => {
-                        fired.breaches += 1;
-                        tracing::warn!(ticket.id = %ticket, stage = stage.as_str(), "SLA breached");
-                    }
-                    EventKind::Declined {
-                        ticket,
-                        crew,
-                        reason: DeclineReason::AcknowledgeTimeout,
-                    } => {
-                        fired.timeouts += 1;
-                        tracing::warn!(
-                            ticket.id = %ticket,
-                            crew.id = %crew,
-                            "acknowledgement deadline passed: the job goes to the next crew"
-                        );
-                    }
-                    _ => {}
-                }
-            }
+            fired = FiredDeadlines::logged(&events);
             if events.is_empty() {
                 return Ok(fired);
             }
