@@ -78,7 +78,7 @@ use deadlines::DeadlineBook;
 use foldhash::{HashMap, HashMapExt};
 use incidents::IncidentBook;
 use queue::DispatchQueue;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What can be asked of the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -197,6 +197,9 @@ pub struct Engine {
     /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
     deadlines: DeadlineBook,
     census: Census,
+    /// Ticket ids by state, in id order: a listing of one state pages through its own
+    /// tickets instead of every ticket the engine ever held, under the engine's lock.
+    by_state: [BTreeSet<TicketId>; TicketState::ALL.len()],
     /// Kept by `apply` from `storm_mode` events.
     storm: StormState,
     /// Crews that entered the pool (came free, or moved while free) since the `nearest`
@@ -241,6 +244,7 @@ impl Engine {
             queue: DispatchQueue::default(),
             deadlines: DeadlineBook::default(),
             census: Census::default(),
+            by_state: Default::default(),
             storm: StormState::default(),
             fresh: None,
         };
@@ -317,6 +321,22 @@ impl Engine {
             .map(|(_, t)| t)
     }
 
+    /// The tickets in `state` after `cursor` (exclusive), in id order.
+    pub fn tickets_in_state_after(
+        &self,
+        state: TicketState,
+        cursor: Option<&TicketId>,
+    ) -> impl Iterator<Item = &Ticket> {
+        use std::ops::Bound;
+        let start = match cursor {
+            Some(c) => Bound::Excluded(c),
+            None => Bound::Unbounded,
+        };
+        self.by_state[state.index()]
+            .range::<TicketId, _>((start, Bound::Unbounded))
+            .filter_map(|id| self.tickets.get(id))
+    }
+
     pub fn incident(&self, id: &IncidentId) -> Option<&Incident> {
         self.incidents.get(id)
     }
@@ -386,6 +406,7 @@ impl Engine {
                     return false;
                 };
                 self.census.tickets[t.state.index()] -= 1;
+                self.by_state[t.state.index()].remove(ticket);
                 self.tickets.remove(ticket);
                 self.deadlines.close(ticket);
                 self.first_reports.remove(ticket);
@@ -973,11 +994,14 @@ impl Engine {
                         event.at,
                     );
                 }
-                self.census.tickets[new.state.index()] += 1;
+                let state = new.state;
                 if let Some(old) = self.tickets.insert(ticket.clone(), new) {
                     // A log that reports one ticket twice: the later report wins.
                     self.census.tickets[old.state.index()] -= 1;
+                    self.by_state[old.state.index()].remove(ticket);
                 }
+                self.census.tickets[state.index()] += 1;
+                self.by_state[state.index()].insert(ticket.clone());
             }
             EventKind::Merged { ticket, incident } => {
                 if let Some(open) = self.incidents.get(incident) {
@@ -1184,8 +1208,13 @@ impl Engine {
         if let Some(t) = self.tickets.get_mut(ticket) {
             let before = t.state;
             t.apply(event);
+            let after = t.state;
             self.census.tickets[before.index()] -= 1;
-            self.census.tickets[t.state.index()] += 1;
+            self.census.tickets[after.index()] += 1;
+            if after != before {
+                self.by_state[before.index()].remove(ticket);
+                self.by_state[after.index()].insert(ticket.clone());
+            }
         }
     }
 
@@ -1359,6 +1388,20 @@ impl Engine {
         }
         for slot in &self.crews {
             census.crews[slot.crew.status.index()] += 1;
+        }
+        for state in TicketState::ALL {
+            let indexed = &self.by_state[state.index()];
+            if indexed.len() != census.tickets[state.index()]
+                || indexed
+                    .iter()
+                    .any(|id| self.tickets.get(id).is_none_or(|t| t.state != state))
+            {
+                problems.push(format!(
+                    "the {state} index holds {} ids, not the {} tickets in that state",
+                    indexed.len(),
+                    census.tickets[state.index()]
+                ));
+            }
         }
         if census != self.census {
             problems.push(format!(

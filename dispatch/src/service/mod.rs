@@ -859,11 +859,11 @@ impl Dispatcher {
             let inner = self.lock()?;
             let mut items = Vec::with_capacity(limit.min(64));
             let mut more = false;
-            for ticket in inner
-                .engine
-                .tickets_after(cursor)
-                .filter(|t| filter.matches(t))
-            {
+            let candidates: Box<dyn Iterator<Item = &Ticket>> = match filter.state {
+                Some(state) => Box::new(inner.engine.tickets_in_state_after(state, cursor)),
+                None => Box::new(inner.engine.tickets_after(cursor)),
+            };
+            for ticket in candidates.filter(|t| filter.matches(t)) {
                 if items.len() == limit {
                     more = true;
                     break;
