@@ -98,22 +98,33 @@ mod reads {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 
-    #[tokio::test]
-    async fn the_next_crews_acknowledgement_clock_starts_on_time() {
+    /// A service on a clock the test moves, with one ticket reported at the station.
+    async fn one_ticket_on_a_manual_clock() -> (TestApp, Arc<ManualClock>, Value) {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let app =
             TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
         let ticket = app
             .create(report_at(STATION_LAT, STATION_LON, "no_power"))
             .await;
-        // The first crew lets its 5 minutes pass: warned, breached, and the job handed on.
-        clock.advance_minutes(6);
+        (app, clock, ticket)
+    }
+
+    /// Runs the deadline driver now: the background one sleeps on real time.
+    async fn fire_deadlines(app: &TestApp) {
         app.dispatcher
             .as_ref()
             .unwrap()
             .fire_deadlines()
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_next_crews_acknowledgement_clock_starts_on_time() {
+        let (app, clock, ticket) = one_ticket_on_a_manual_clock().await;
+        // The first crew lets its 5 minutes pass: warned, breached, and the job handed on.
+        clock.advance_minutes(6);
+        fire_deadlines(&app).await;
         let (_, now) = app
             .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
             .await;
@@ -134,12 +145,7 @@ mod reads {
 
     #[tokio::test]
     async fn running_deadlines_turn_warned_then_breached_as_they_are_recorded() {
-        let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app =
-            TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
-        let ticket = app
-            .create(report_at(STATION_LAT, STATION_LON, "no_power"))
-            .await;
+        let (app, clock, ticket) = one_ticket_on_a_manual_clock().await;
         let mine = |list: &Value| -> Vec<Value> {
             list["items"]
                 .as_array()
@@ -166,8 +172,7 @@ mod reads {
 
         // 3 minutes: the acknowledgement's 50 % warning is due and recorded.
         clock.advance_minutes(3);
-        let dispatcher = app.dispatcher.as_ref().unwrap();
-        dispatcher.fire_deadlines().await.unwrap();
+        fire_deadlines(&app).await;
         let (_, list) = app.get("/v1/deadlines", SUPERVISOR).await;
         let clocks = mine(&list);
         assert_eq!(clocks[0]["risk"], "warned", "{list}");
@@ -178,7 +183,7 @@ mod reads {
         let token = app.crew_token_of(&ticket).await;
         app.walk(&ticket, &token, &["ack", "depart"]).await;
         clock.advance_minutes(43);
-        dispatcher.fire_deadlines().await.unwrap();
+        fire_deadlines(&app).await;
         let (_, list) = app.get("/v1/deadlines", SUPERVISOR).await;
         let clocks = mine(&list);
         assert_eq!(clocks.len(), 1, "{list}");

@@ -576,9 +576,16 @@ fn a_location_outside_every_area_is_refused_and_changes_nothing() {
 // ---- Deadlines ------------------------------------------------------------------------------
 
 fn fire(engine: &mut Engine, at: i64) -> Vec<String> {
-    engine
-        .handle(Command::FireDeadlines, Actor::System, minutes(at))
-        .unwrap()
+    marks(
+        &engine
+            .handle(Command::FireDeadlines, Actor::System, minutes(at))
+            .unwrap(),
+    )
+}
+
+/// Events as `warning:<stage>:<permille>`, `breach:<stage>`, or their names.
+fn marks(events: &[Event]) -> Vec<String> {
+    events
         .iter()
         .map(|e| match &e.kind {
             EventKind::SlaWarning { stage, level, .. } => {
@@ -616,7 +623,7 @@ fn one_ticket(engine: &mut Engine, category: FaultCategory) -> (TicketId, i64) {
     (id, arrive)
 }
 
-fn step_as_crew(engine: &mut Engine, id: &TicketId, command: TicketCommand, at: i64) {
+fn step_as_crew(engine: &mut Engine, id: &TicketId, command: TicketCommand, at: i64) -> Vec<Event> {
     let crew = engine.ticket(id).unwrap().crew.clone().unwrap();
     engine
         .handle(
@@ -627,7 +634,7 @@ fn step_as_crew(engine: &mut Engine, id: &TicketId, command: TicketCommand, at: 
             Actor::Crew(crew),
             minutes(at),
         )
-        .unwrap();
+        .unwrap()
 }
 
 #[test]
@@ -701,49 +708,29 @@ fn a_step_after_a_deadline_the_driver_has_not_reached_is_preceded_by_its_breach(
     assert_eq!(fire(&mut engine, arrive / 2), ["warning:arrive:500"]);
     step_as_crew(&mut engine, &id, TicketCommand::Depart, arrive / 2 + 1);
     // The crew arrives a minute late, before the driver has run since the deadline.
-    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
-    let events = engine
-        .handle(
-            Command::Ticket {
-                ticket: id.clone(),
-                command: TicketCommand::Arrive { location: None },
-            },
-            Actor::Crew(crew),
-            minutes(arrive + 1),
-        )
-        .unwrap();
-    let names: Vec<String> = events
-        .iter()
-        .map(|e| match &e.kind {
-            EventKind::SlaWarning { stage, level, .. } => {
-                format!("warning:{}:{}", stage.as_str(), level.permille())
-            }
-            EventKind::SlaBreached { stage, .. } => format!("breach:{}", stage.as_str()),
-            other => other.name().to_owned(),
-        })
-        .collect();
-    assert_eq!(names, ["warning:arrive:800", "breach:arrive", "arrived"]);
+    let arrived = step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Arrive { location: None },
+        arrive + 1,
+    );
+    assert_eq!(
+        marks(&arrived),
+        ["warning:arrive:800", "breach:arrive", "arrived"]
+    );
     assert!(engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
     assert!(
         fire(&mut engine, arrive + 1).is_empty(),
         "nothing fires twice"
     );
     // A step in time records nothing of the clock it stops.
-    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
-    let events = engine
-        .handle(
-            Command::Ticket {
-                ticket: id.clone(),
-                command: TicketCommand::Restore { cause: None },
-            },
-            Actor::Crew(crew),
-            minutes(arrive + 2),
-        )
-        .unwrap();
-    assert!(
-        events.iter().all(|e| e.kind.name() == "restored"),
-        "{events:?}"
+    let restored = step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Restore { cause: None },
+        arrive + 2,
     );
+    assert_eq!(marks(&restored), ["restored"]);
 }
 
 #[test]
@@ -752,19 +739,16 @@ fn a_step_at_the_very_instant_of_its_deadline_meets_it() {
     let (id, arrive) = one_ticket(&mut engine, FaultCategory::NoPower);
     step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
     step_as_crew(&mut engine, &id, TicketCommand::Depart, 2);
-    let crew = engine.ticket(&id).unwrap().crew.clone().unwrap();
-    let events = engine
-        .handle(
-            Command::Ticket {
-                ticket: id.clone(),
-                command: TicketCommand::Arrive { location: None },
-            },
-            Actor::Crew(crew),
-            minutes(arrive),
-        )
-        .unwrap();
-    let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
-    assert_eq!(names, ["sla_warning", "sla_warning", "arrived"]);
+    let arrived = step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Arrive { location: None },
+        arrive,
+    );
+    assert_eq!(
+        marks(&arrived),
+        ["warning:arrive:500", "warning:arrive:800", "arrived"]
+    );
     assert!(!engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
 }
 
