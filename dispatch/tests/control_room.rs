@@ -221,12 +221,7 @@ mod reads {
         let silent = now["crew_id"].as_str().unwrap().to_owned();
         assert_ne!(silent, rejecting);
         clock.advance_minutes(6);
-        app.dispatcher
-            .as_ref()
-            .unwrap()
-            .fire_deadlines()
-            .await
-            .unwrap();
+        fire_deadlines(&app).await;
         // A ticket nobody declined is not listed.
         app.create(report_at(23.0795, 114.4037, "other")).await;
 
