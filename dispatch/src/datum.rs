@@ -39,6 +39,8 @@ pub fn to_wgs84(datum: Datum, lat: f64, lon: f64) -> (f64, f64) {
     match datum {
         Datum::Wgs84 => (lat, lon),
         Datum::Gcj02 => gcj02_to_wgs84(lat, lon),
+        // Outside China Baidu's coordinates are not shifted either (as the module says).
+        Datum::Bd09 if out_of_china(lat, lon) => (lat, lon),
         Datum::Bd09 => {
             let (lat, lon) = bd09_to_gcj02(lat, lon);
             gcj02_to_wgs84(lat, lon)
@@ -187,6 +189,7 @@ mod tests {
     #[test]
     fn outside_china_nothing_moves() {
         assert_eq!(to_wgs84(Datum::Gcj02, 48.85, 2.35), (48.85, 2.35));
+        assert_eq!(to_wgs84(Datum::Bd09, 48.85, 2.35), (48.85, 2.35));
         assert_eq!(wgs84_to_gcj02(-33.9, 151.2), (-33.9, 151.2));
     }
 
