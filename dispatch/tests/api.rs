@@ -713,6 +713,15 @@ mod authorization {
         let (status, jobs) = app.get(&format!("/v1/crews/{crew_a}/jobs"), &token_a).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(jobs["items"][0]["id"], a["id"]);
+        assert_eq!(jobs["items"][0]["caller"]["phone"], "13800001234");
+        // An admin reads crews' jobs but not tickets, and so not who called.
+        let (status, seen) = app.get(&format!("/v1/crews/{crew_a}/jobs"), ADMIN).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(seen["items"][0]["id"], a["id"]);
+        assert_eq!(
+            seen["items"][0]["caller"],
+            json!({"name": "李*", "phone": "138****1234"})
+        );
     }
 }
 

@@ -500,6 +500,41 @@ pub struct CallerOut {
     pub phone: String,
 }
 
+impl CallerOut {
+    /// The caller as a reader who may not read tickets sees them (an admin looking at a
+    /// crew's job): the family name and the phone's first three and last four digits, as the
+    /// control room masks them.
+    pub fn masked(&self) -> Self {
+        let mut name = self.name.trim().chars();
+        let name = match name.next() {
+            Some(first) => {
+                let rest = name.count().max(1);
+                std::iter::once(first)
+                    .chain(std::iter::repeat_n('*', rest))
+                    .collect()
+            }
+            None => String::new(),
+        };
+        let digits: Vec<char> = self.phone.chars().filter(char::is_ascii_digit).collect();
+        let n = digits.len();
+        let phone = if n >= 8 {
+            let hidden = std::iter::repeat_n('*', n - 7);
+            digits[..3]
+                .iter()
+                .copied()
+                .chain(hidden)
+                .chain(digits[n - 4..].iter().copied())
+                .collect()
+        } else {
+            let shown = n.min(2);
+            std::iter::repeat_n('*', n - shown)
+                .chain(digits[n - shown..].iter().copied())
+                .collect()
+        };
+        Self { name, phone }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkOrderOut {
     pub fault_class: FaultClassWire,
@@ -799,6 +834,30 @@ pub struct Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_caller_keeps_the_family_name_and_the_phones_ends() {
+        let masked = |name: &str, phone: &str| {
+            let c = CallerOut {
+                name: name.into(),
+                phone: phone.into(),
+            }
+            .masked();
+            (c.name, c.phone)
+        };
+        // As the control room's maskPhone and maskName do.
+        assert_eq!(
+            masked("李明", "13800001234"),
+            ("李*".into(), "138****1234".into())
+        );
+        assert_eq!(
+            masked("Li", "+86 138-0000-1234"),
+            ("L*".into(), "861******1234".into())
+        );
+        assert_eq!(masked("欧阳", "12345"), ("欧*".into(), "***45".into()));
+        assert_eq!(masked("", ""), (String::new(), String::new()));
+        assert_eq!(masked("王", "1"), ("王*".into(), "1".into()));
+    }
 
     fn request() -> CreateTicketRequest {
         serde_json::from_value(serde_json::json!({
