@@ -1414,15 +1414,7 @@ mod store_and_deadlines {
         let first = ticket["crew_id"].as_str().unwrap().to_owned();
 
         clock.advance_minutes(5);
-        // The background driver sleeps on real time until the deadline it computed from this
-        // clock; calling it here makes the test independent of that timing (whichever runs
-        // first fires the deadlines, once).
-        app.dispatcher
-            .as_ref()
-            .unwrap()
-            .fire_deadlines()
-            .await
-            .unwrap();
+        app.fire_deadlines().await;
 
         let (_, after) = app
             .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)

@@ -109,22 +109,12 @@ mod reads {
         (app, clock, ticket)
     }
 
-    /// Runs the deadline driver now: the background one sleeps on real time.
-    async fn fire_deadlines(app: &TestApp) {
-        app.dispatcher
-            .as_ref()
-            .unwrap()
-            .fire_deadlines()
-            .await
-            .unwrap();
-    }
-
     #[tokio::test]
     async fn the_next_crews_acknowledgement_clock_starts_on_time() {
         let (app, clock, ticket) = one_ticket_on_a_manual_clock().await;
         // The first crew lets its 5 minutes pass: warned, breached, and the job handed on.
         clock.advance_minutes(6);
-        fire_deadlines(&app).await;
+        app.fire_deadlines().await;
         let (_, now) = app
             .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
             .await;
@@ -172,7 +162,7 @@ mod reads {
 
         // 3 minutes: the acknowledgement's 50 % warning is due and recorded.
         clock.advance_minutes(3);
-        fire_deadlines(&app).await;
+        app.fire_deadlines().await;
         let (_, list) = app.get("/v1/deadlines", SUPERVISOR).await;
         let clocks = mine(&list);
         assert_eq!(clocks[0]["risk"], "warned", "{list}");
@@ -183,7 +173,7 @@ mod reads {
         let token = app.crew_token_of(&ticket).await;
         app.walk(&ticket, &token, &["ack", "depart"]).await;
         clock.advance_minutes(43);
-        fire_deadlines(&app).await;
+        app.fire_deadlines().await;
         let (_, list) = app.get("/v1/deadlines", SUPERVISOR).await;
         let clocks = mine(&list);
         assert_eq!(clocks.len(), 1, "{list}");
@@ -221,7 +211,7 @@ mod reads {
         let silent = now["crew_id"].as_str().unwrap().to_owned();
         assert_ne!(silent, rejecting);
         clock.advance_minutes(6);
-        fire_deadlines(&app).await;
+        app.fire_deadlines().await;
         // A ticket nobody declined is not listed.
         app.create(report_at(23.0795, 114.4037, "other")).await;
 

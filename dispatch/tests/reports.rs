@@ -273,12 +273,7 @@ async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
     clock.advance_minutes(5);
-    app.dispatcher
-        .as_ref()
-        .expect("the test app's dispatcher")
-        .fire_deadlines()
-        .await
-        .expect("deadlines fire");
+    app.fire_deadlines().await;
     let (_, redispatched) = app
         .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
         .await;

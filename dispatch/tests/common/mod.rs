@@ -356,6 +356,18 @@ impl TestApp {
     }
 
     /// Takes a dispatched ticket through `steps` with its crew's token.
+    /// Runs the deadline driver now. The background one sleeps on real time until the
+    /// deadline it computed from the clock; calling it makes a test independent of that
+    /// timing (whichever runs first fires the deadlines, once).
+    pub async fn fire_deadlines(&self) {
+        self.dispatcher
+            .as_ref()
+            .expect("an in-process service")
+            .fire_deadlines()
+            .await
+            .expect("the deadlines fire");
+    }
+
     pub async fn walk(&self, ticket: &Value, crew_token: &str, steps: &[&str]) {
         let id = ticket["id"].as_str().expect("an id");
         for step in steps {
