@@ -269,11 +269,17 @@ impl Scenario {
         let invalid = |what: &str| Err(ScenarioError::Invalid(what.to_owned()));
         let finite_non_negative = |x: f64| x.is_finite() && x >= 0.0;
         let share = |x: f64| (0.0..=1.0).contains(&x);
-        if !(self.hours.is_finite() && self.hours > 0.0) {
-            return invalid("hours must be positive");
+        // Upper bounds keep every instant the run computes far inside the clock's range and
+        // the calls drawn up front within memory: a typo of a few zeros is refused, not run.
+        if !(self.hours.is_finite() && self.hours > 0.0 && self.hours <= MAX_HOURS) {
+            return invalid(&format!("hours must be positive and at most {MAX_HOURS}"));
         }
-        if !finite_non_negative(self.calls.base_per_day) {
-            return invalid("calls.base_per_day must be zero or more");
+        if !(finite_non_negative(self.calls.base_per_day)
+            && self.calls.base_per_day <= MAX_CALLS_PER_DAY)
+        {
+            return invalid(&format!(
+                "calls.base_per_day must be between 0 and {MAX_CALLS_PER_DAY}"
+            ));
         }
         check_mix("calls.mix", &self.calls.mix)?;
         if let Some(profile) = &self.calls.hourly_profile
@@ -301,7 +307,16 @@ impl Scenario {
             {
                 return invalid(&format!("surge {name}: start_hour ≤ peak_hour, both ≥ 0"));
             }
+            if surge
+                .end_hour
+                .is_some_and(|end| !(end.is_finite() && end >= surge.start_hour))
+            {
+                return invalid(&format!(
+                    "surge {name}: end_hour must not come before start_hour"
+                ));
+            }
             if !(finite_non_negative(surge.peak_per_hour)
+                && surge.peak_per_hour <= MAX_CALLS_PER_DAY / 24.0
                 && surge.decay_hours > 0.0
                 && surge.decay_hours.is_finite()
                 && surge.radius_km > 0.0
@@ -357,9 +372,13 @@ impl Scenario {
             ("order_minutes", crews.order_minutes),
             ("back_in_touch_minutes", crews.back_in_touch_minutes),
         ] {
-            if !(finite_non_negative(range.min) && range.min <= range.max && range.max.is_finite())
+            if !(finite_non_negative(range.min)
+                && range.min <= range.max
+                && range.max <= MAX_DURATION_MINUTES)
             {
-                return invalid(&format!("crews.{name}: 0 ≤ min ≤ max"));
+                return invalid(&format!(
+                    "crews.{name}: 0 ≤ min ≤ max ≤ {MAX_DURATION_MINUTES}"
+                ));
             }
         }
         let t = &self.travel;
@@ -369,15 +388,26 @@ impl Scenario {
         let factors_around_one = t.min_factor > 0.0
             && t.min_factor <= 1.0
             && t.max_factor >= 1.0
-            && t.max_factor.is_finite();
-        if !(speeds_positive && finite_non_negative(t.sigma) && factors_around_one) {
-            return invalid(
-                "travel: positive speeds and circuity, 0 < min_factor ≤ 1 ≤ max_factor",
-            );
+            && t.max_factor <= MAX_TRAVEL_FACTOR;
+        if !(speeds_positive
+            && finite_non_negative(t.sigma)
+            && t.sigma <= MAX_SIGMA
+            && factors_around_one)
+        {
+            return invalid(&format!(
+                "travel: positive speeds and circuity, 0 < min_factor ≤ 1 ≤ max_factor ≤ \
+                 {MAX_TRAVEL_FACTOR}, 0 ≤ sigma ≤ {MAX_SIGMA}"
+            ));
         }
         for d in std::iter::once(&self.repair.default).chain(self.repair.by_category.values()) {
-            if !(d.median > 0.0 && d.median.is_finite() && finite_non_negative(d.sigma)) {
-                return invalid("repair: median > 0 and sigma ≥ 0");
+            if !(d.median > 0.0
+                && d.median <= MAX_DURATION_MINUTES
+                && finite_non_negative(d.sigma)
+                && d.sigma <= MAX_SIGMA)
+            {
+                return invalid(&format!(
+                    "repair: 0 < median ≤ {MAX_DURATION_MINUTES} and 0 ≤ sigma ≤ {MAX_SIGMA}"
+                ));
             }
         }
         let reliability = crate::reports::ReliabilityConfig {
@@ -393,6 +423,16 @@ impl Scenario {
         Ok(())
     }
 }
+
+/// The longest scenario: two weeks.
+const MAX_HOURS: f64 = 24.0 * 14.0;
+/// More calls a day than a province's whole typhoon (214,000) many times over.
+const MAX_CALLS_PER_DAY: f64 = 1_000_000.0;
+/// A week: no repair, drive or crew delay is longer.
+const MAX_DURATION_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+/// The log-normal spreads: e^(2·4) ≈ 3,000 times the median four deviations out.
+const MAX_SIGMA: f64 = 2.0;
+const MAX_TRAVEL_FACTOR: f64 = 10.0;
 
 fn check_mix(name: &str, mix: &BTreeMap<FaultCategory, f64>) -> Result<(), ScenarioError> {
     if mix.values().all(|w| w.is_finite() && *w >= 0.0) && mix.values().sum::<f64>() > 0.0 {
@@ -458,5 +498,54 @@ mod tests {
         );
         let error = Scenario::from_toml(&backwards).unwrap_err().to_string();
         assert!(error.contains("track"), "{error}");
+    }
+
+    /// Values a few zeros too large: refused at load, where before they ran for ever
+    /// (`hours`), or wrapped the run's clock (a repair of 1e300 minutes).
+    #[test]
+    fn values_beyond_any_storm_are_refused_with_the_field_named() {
+        let cases = [
+            ("hours = 6", "hours = 1e12", "hours"),
+            ("base_per_day = 100", "base_per_day = 1e9", "base_per_day"),
+            ("peak_per_hour = 50", "peak_per_hour = 1e9", "peak_per_hour"),
+            (
+                "decay_hours = 1",
+                "decay_hours = 1\nend_hour = 0.5",
+                "end_hour",
+            ),
+            (
+                "median = 120, sigma = 0.5",
+                "median = 1e300, sigma = 0.5",
+                "repair",
+            ),
+            (
+                "median = 120, sigma = 0.5",
+                "median = 120, sigma = 40",
+                "repair",
+            ),
+        ];
+        for (from, to, field) in cases {
+            assert!(SMALL.contains(from), "{from}");
+            let text = SMALL.replace(from, to);
+            let error = Scenario::from_toml(&text)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(field), "{to}: {error}");
+        }
+        let travel = format!("{SMALL}\n[travel]\nmax_factor = 1e6\n");
+        let error = Scenario::from_toml(&travel)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_factor"), "{error}");
+        // The bundled scenarios stay well inside.
+        for file in ["normal-day.toml", "typhoon.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios/huizhou")
+                .join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(Scenario::from_toml(&text).is_ok(), "{file}");
+        }
     }
 }
