@@ -196,7 +196,8 @@ pub struct Engine {
     queue: DispatchQueue,
     /// Pending SLA checkpoints of open tickets; kept by `apply`, so replay rebuilds it.
     deadlines: DeadlineBook,
-    census: Census,
+    /// Crews by status; tickets are counted from `by_state`.
+    crew_census: [usize; CrewStatus::NAMES.len()],
     /// Ticket ids by state, in id order: a listing of one state pages through its own
     /// tickets instead of every ticket the engine ever held, under the engine's lock.
     by_state: [BTreeSet<TicketId>; TicketState::ALL.len()],
@@ -243,14 +244,14 @@ impl Engine {
             first_reports: HashMap::new(),
             queue: DispatchQueue::default(),
             deadlines: DeadlineBook::default(),
-            census: Census::default(),
+            crew_census: Default::default(),
             by_state: Default::default(),
             storm: StormState::default(),
             fresh: None,
         };
         for crew in crews {
             let dense = engine.crews.len() as u32;
-            engine.census.crews[crew.status.index()] += 1;
+            engine.crew_census[crew.status.index()] += 1;
             engine.crew_by_id.insert(crew.id.clone(), dense);
             let station = engine.station_by_id.get(&crew.station).map(|&s| s as u32);
             engine.crews.push(CrewSlot {
@@ -360,7 +361,10 @@ impl Engine {
 
     /// Tickets by state and crews by status, in O(1).
     pub fn census(&self) -> Census {
-        self.census
+        Census {
+            tickets: std::array::from_fn(|i| self.by_state[i].len()),
+            crews: self.crew_census,
+        }
     }
 
     /// When the waiting ticket reported first was reported, in O(1).
@@ -395,25 +399,19 @@ impl Engine {
     /// Drops a finished ticket (closed, cancelled or merged) from memory: the store keeps its
     /// history, the engine only the work in hand. False when the ticket is still open.
     pub fn forget(&mut self, ticket: &TicketId) -> bool {
-        match self.tickets.get(ticket) {
-            Some(t) if t.state.is_final() => {
-                if t.state == TicketState::Merged {
-                    // Forgotten, it no longer waits on its incident's first report.
-                    let incident = t.incident.clone();
-                    self.incidents.drop_repeat(&incident, ticket);
-                }
-                let Some(t) = self.tickets.get(ticket) else {
-                    return false;
-                };
-                self.census.tickets[t.state.index()] -= 1;
-                self.by_state[t.state.index()].remove(ticket);
-                self.tickets.remove(ticket);
-                self.deadlines.close(ticket);
-                self.first_reports.remove(ticket);
-                true
-            }
-            _ => false,
+        let Some(t) = self.tickets.get(ticket).filter(|t| t.state.is_final()) else {
+            return false;
+        };
+        let (state, incident) = (t.state, t.incident.clone());
+        if state == TicketState::Merged {
+            // Forgotten, it no longer waits on its incident's first report.
+            self.incidents.drop_repeat(&incident, ticket);
         }
+        self.by_state[state.index()].remove(ticket);
+        self.tickets.remove(ticket);
+        self.deadlines.close(ticket);
+        self.first_reports.remove(ticket);
+        true
     }
 
     /// When the next pending SLA checkpoint of any open ticket is due: the instant to run
@@ -997,10 +995,8 @@ impl Engine {
                 let state = new.state;
                 if let Some(old) = self.tickets.insert(ticket.clone(), new) {
                     // A log that reports one ticket twice: the later report wins.
-                    self.census.tickets[old.state.index()] -= 1;
                     self.by_state[old.state.index()].remove(ticket);
                 }
-                self.census.tickets[state.index()] += 1;
                 self.by_state[state.index()].insert(ticket.clone());
             }
             EventKind::Merged { ticket, incident } => {
@@ -1209,8 +1205,6 @@ impl Engine {
             let before = t.state;
             t.apply(event);
             let after = t.state;
-            self.census.tickets[before.index()] -= 1;
-            self.census.tickets[after.index()] += 1;
             if after != before {
                 self.by_state[before.index()].remove(ticket);
                 self.by_state[after.index()].insert(ticket.clone());
@@ -1243,8 +1237,8 @@ impl Engine {
     fn set_crew_status(&mut self, crew: &CrewId, status: CrewStatus) {
         if let Some(&slot) = self.crew_by_id.get(crew) {
             let record = &mut self.crews[slot as usize].crew;
-            self.census.crews[record.status.index()] -= 1;
-            self.census.crews[status.index()] += 1;
+            self.crew_census[record.status.index()] -= 1;
+            self.crew_census[status.index()] += 1;
             record.status = status;
             self.sync_pool(slot);
         }
@@ -1389,24 +1383,20 @@ impl Engine {
         for slot in &self.crews {
             census.crews[slot.crew.status.index()] += 1;
         }
+        // The census counts tickets from the state index: equal counts and every id in the
+        // right state mean the index holds exactly the tickets of each state.
         for state in TicketState::ALL {
-            let indexed = &self.by_state[state.index()];
-            if indexed.len() != census.tickets[state.index()]
-                || indexed
-                    .iter()
-                    .any(|id| self.tickets.get(id).is_none_or(|t| t.state != state))
+            if self.by_state[state.index()]
+                .iter()
+                .any(|id| self.tickets.get(id).is_none_or(|t| t.state != state))
             {
-                problems.push(format!(
-                    "the {state} index holds {} ids, not the {} tickets in that state",
-                    indexed.len(),
-                    census.tickets[state.index()]
-                ));
+                problems.push(format!("the {state} index holds a ticket in another state"));
             }
         }
-        if census != self.census {
+        if census != self.census() {
             problems.push(format!(
                 "census {:?} disagrees with a count {census:?}",
-                self.census
+                self.census()
             ));
         }
         if queued != self.queue.len() {
