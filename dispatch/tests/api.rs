@@ -106,10 +106,10 @@ async fn a_ticket_lives_from_report_to_close_and_its_timeline_says_so() {
 async fn a_repeat_report_is_merged_into_the_open_incident_without_a_second_crew() {
     let app = TestApp::spawn().await;
     let first = app
-        .create(report_at(STATION_LAT, STATION_LON, "no_power"))
+        .create(report_at(STATION_LAT, STATION_LON, "area_outage"))
         .await;
     let second = app
-        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "area_outage"))
+        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "no_power"))
         .await;
     assert_eq!(second["state"], "merged");
     assert_eq!(second["incident_id"], first["incident_id"]);
@@ -199,7 +199,7 @@ async fn a_first_report_with_repeats_waiting_is_cancelled_only_with_them() {
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
     let repeat = app
-        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "area_outage"))
+        .create(report_at(STATION_LAT + 0.0005, STATION_LON, "no_power"))
         .await;
     assert_eq!(repeat["state"], "merged");
     let cancel = format!("/v1/tickets/{}/cancel", id(&first));

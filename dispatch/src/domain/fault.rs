@@ -24,8 +24,11 @@ pub enum FaultCategory {
 /// Categories whose reports can be repeats of one fault in the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MergeGroup {
-    /// Loss of supply: calls about one outage.
-    Supply,
+    /// One customer without power: a low-voltage job.
+    CustomerOutage,
+    /// Several customers or an area without power: a fault on the 10 kV network, for a crew
+    /// with `hv`.
+    AreaOutage,
     /// A line down or equipment on fire: often the cause of an outage nearby, and always an
     /// emergency.
     Hazard,
@@ -34,12 +37,20 @@ pub enum MergeGroup {
 
 impl MergeGroup {
     /// Whether a report of this group may be merged into an open incident of `incident`'s.
-    /// An outage call joins a hazard's incident (its crew comes as an emergency, and clears
-    /// the likely cause), but a hazard never joins an ordinary outage's: merged, it would wait
-    /// in the queue at the outage's priority for a crew that may lack the skill.
+    /// A report joins only an incident whose crew has the skill it needs and comes at least
+    /// as urgently: a customer's outage joins an area's or a hazard's (that crew clears the
+    /// likely cause), an area's outage joins a hazard's, but never the other way: merged into
+    /// a lesser incident, the bigger fault would wait at its priority for a crew that may lack
+    /// `hv`, and no second crew would ever be sent.
     pub fn may_join(self, incident: MergeGroup) -> bool {
         match self {
-            MergeGroup::Supply => matches!(incident, MergeGroup::Supply | MergeGroup::Hazard),
+            MergeGroup::CustomerOutage => matches!(
+                incident,
+                MergeGroup::CustomerOutage | MergeGroup::AreaOutage | MergeGroup::Hazard
+            ),
+            MergeGroup::AreaOutage => {
+                matches!(incident, MergeGroup::AreaOutage | MergeGroup::Hazard)
+            }
             MergeGroup::Hazard => incident == MergeGroup::Hazard,
             MergeGroup::VoltageQuality => incident == MergeGroup::VoltageQuality,
         }
@@ -115,7 +126,8 @@ impl FaultCategory {
     /// two of those next door to each other are still two jobs.
     pub fn merge_group(self) -> Option<MergeGroup> {
         match self {
-            FaultCategory::NoPower | FaultCategory::AreaOutage => Some(MergeGroup::Supply),
+            FaultCategory::NoPower => Some(MergeGroup::CustomerOutage),
+            FaultCategory::AreaOutage => Some(MergeGroup::AreaOutage),
             FaultCategory::LineDown | FaultCategory::EquipmentFire => Some(MergeGroup::Hazard),
             FaultCategory::VoltageQuality => Some(MergeGroup::VoltageQuality),
             FaultCategory::Meter | FaultCategory::CustomerInternal | FaultCategory::Other => None,
@@ -193,17 +205,14 @@ mod tests {
     fn one_customers_own_faults_never_merge() {
         assert_eq!(FaultCategory::Meter.merge_group(), None);
         assert_eq!(FaultCategory::CustomerInternal.merge_group(), None);
-        assert_eq!(
-            FaultCategory::NoPower.merge_group(),
-            FaultCategory::AreaOutage.merge_group()
-        );
+        assert_eq!(FaultCategory::Other.merge_group(), None);
     }
 
-    /// Every pair of groups: outage calls join outages and hazards, hazards only hazards.
+    /// Every pair of groups: a report joins only an incident at least as big and urgent.
     #[test]
-    fn hazards_join_only_hazards_and_outage_calls_join_both() {
+    fn reports_join_only_incidents_at_least_as_big_and_urgent() {
         use MergeGroup::*;
-        let all = [Supply, Hazard, VoltageQuality];
+        let all = [CustomerOutage, AreaOutage, Hazard, VoltageQuality];
         let joins: Vec<_> = all
             .iter()
             .flat_map(|a| all.iter().map(move |b| (*a, *b)))
@@ -212,12 +221,17 @@ mod tests {
         assert_eq!(
             joins,
             [
-                (Supply, Supply),
-                (Supply, Hazard),
+                (CustomerOutage, CustomerOutage),
+                (CustomerOutage, AreaOutage),
+                (CustomerOutage, Hazard),
+                (AreaOutage, AreaOutage),
+                (AreaOutage, Hazard),
                 (Hazard, Hazard),
                 (VoltageQuality, VoltageQuality)
             ]
         );
+        assert_eq!(FaultCategory::NoPower.merge_group(), Some(CustomerOutage));
+        assert_eq!(FaultCategory::AreaOutage.merge_group(), Some(AreaOutage));
         assert_eq!(FaultCategory::LineDown.merge_group(), Some(Hazard));
         assert_eq!(FaultCategory::EquipmentFire.merge_group(), Some(Hazard));
     }

@@ -25,6 +25,7 @@ pub use sla::{
 };
 pub use station::Station;
 pub use ticket::{
-    Caller, DeclineReason, FaultReport, Ticket, TicketCommand, TicketState, TransitionError,
+    Caller, DeclineReason, FaultReport, Precedence, Ticket, TicketCommand, TicketState,
+    TransitionError,
 };
 pub use time::Timestamp;

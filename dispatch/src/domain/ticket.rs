@@ -195,6 +195,13 @@ pub enum TransitionError {
     NotDue,
 }
 
+/// Precedence a ticket takes from the repeat reports merged into its incident.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precedence {
+    pub emergency: bool,
+    pub important: bool,
+}
+
 /// One customer report and where its repair stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
@@ -210,13 +217,20 @@ pub struct Ticket {
     /// Estimated travel of the assigned crew at dispatch.
     pub eta_minutes: Option<f64>,
     pub deadlines: Deadlines,
-    /// Crews that rejected this job or let it time out: never offered it again.
+    /// Crews that rejected this job: never offered it again. A crew that let the
+    /// acknowledgement time out is not among them: it is unresponsive until its phone is heard
+    /// again (a ping, a duty change), and may then be the one crew that can take the job.
     pub declined_by: Vec<CrewId>,
     /// The acknowledgement deadlines of the dispatches that timed out unacknowledged, in
     /// order: each is an acknowledge clock that ended breached, though the ticket went on to
     /// another crew (the SLA summary counts them, as the metrics do).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acknowledge_timeouts: Vec<Timestamp>,
+    /// What merged repeat reports raised this ticket to: an emergency, or an important
+    /// customer (a hospital whose call joined a household's incident), waits on this
+    /// ticket's crew, so the ticket is served as they would have been.
+    #[serde(default)]
+    pub raised_by_repeats: Precedence,
     pub dispatched_at: Option<Timestamp>,
     pub acknowledged_at: Option<Timestamp>,
     pub arrived_at: Option<Timestamp>,
@@ -256,6 +270,7 @@ impl Ticket {
             },
             declined_by: Vec::new(),
             acknowledge_timeouts: Vec::new(),
+            raised_by_repeats: Precedence::default(),
             dispatched_at: None,
             acknowledged_at: None,
             arrived_at: None,
@@ -388,6 +403,41 @@ impl Ticket {
         }
     }
 
+    /// Whether the ticket is served as an emergency: its own priority, or a repeat's.
+    pub fn served_as_emergency(&self) -> bool {
+        self.priority == Priority::Emergency || self.raised_by_repeats.emergency
+    }
+
+    /// Whether the ticket is served as an important customer's: its own, or a repeat's.
+    pub fn served_as_important(&self) -> bool {
+        self.report.important_customer || self.raised_by_repeats.important
+    }
+
+    /// How the ticket is served: its own precedence, raised by its repeats'.
+    pub fn precedence(&self) -> Precedence {
+        Precedence {
+            emergency: self.served_as_emergency(),
+            important: self.served_as_important(),
+        }
+    }
+
+    /// Whether a repeat report served as `repeat` would raise how this ticket is served.
+    pub fn raised_by(&self, repeat: Precedence) -> bool {
+        let own = self.precedence();
+        (repeat.emergency && !own.emergency) || (repeat.important && !own.important)
+    }
+
+    /// Takes in the precedence of a repeat report merged into this ticket's incident.
+    pub fn raise_for_repeat(&mut self, repeat: Precedence) {
+        self.raised_by_repeats.emergency |= repeat.emergency;
+        self.raised_by_repeats.important |= repeat.important;
+    }
+
+    /// Whether the job left a crew before: rejected, or not acknowledged in time.
+    pub fn reassigned(&self) -> bool {
+        !self.declined_by.is_empty() || !self.acknowledge_timeouts.is_empty()
+    }
+
     /// Applies an event about this ticket. Events come from `decide` or the engine, or are
     /// replayed from the store; events about other tickets or crews are ignored.
     pub fn apply(&mut self, event: &super::Event) {
@@ -420,7 +470,9 @@ impl Ticket {
                 self.crew = None;
                 self.eta_minutes = None;
                 self.deadlines.acknowledge_by = None;
-                if !self.declined_by.contains(crew) {
+                if matches!(reason, DeclineReason::Rejected { .. })
+                    && !self.declined_by.contains(crew)
+                {
                     self.declined_by.push(crew.clone());
                 }
             }
@@ -654,7 +706,11 @@ mod tests {
         .unwrap();
         assert_eq!(t.state, TicketState::Queued);
         assert_eq!(t.crew, None);
-        assert_eq!(t.declined_by, vec![CrewId::new("C1")]);
+        assert!(
+            t.declined_by.is_empty(),
+            "a crew out of signal may be offered the job again"
+        );
+        assert!(t.reassigned());
         assert_eq!(
             t.acknowledge_timeouts,
             vec![due],
@@ -672,6 +728,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.acknowledge_timeouts, vec![due]);
+        assert_eq!(t.declined_by, vec![CrewId::new("C2")], "a rejection bars");
     }
 
     #[test]

@@ -38,7 +38,7 @@
 //! region listed its crews in.
 
 use super::{Choice, Engine};
-use crate::domain::{Event, Priority, Ticket, TicketId, Timestamp};
+use crate::domain::{Event, Ticket, TicketId, Timestamp};
 use crate::engine::config::BatchConfig;
 use crate::engine::queue::QueueKey;
 use pathfinding::kuhn_munkres::{Weights, kuhn_munkres};
@@ -51,10 +51,10 @@ const SCORE_LIMIT: i64 = 100_000_000;
 /// The score of sending a crew with estimated travel `eta_minutes` to `ticket` at `now`.
 pub fn pair_score(config: &BatchConfig, ticket: &Ticket, eta_minutes: f64, now: Timestamp) -> f64 {
     let mut score = -eta_minutes;
-    if ticket.priority == Priority::Emergency {
+    if ticket.served_as_emergency() {
         score += config.emergency_minutes;
     }
-    if ticket.report.important_customer {
+    if ticket.served_as_important() {
         score += config.important_minutes;
     }
     if let Some(arrive_by) = ticket.deadlines.arrive_by {
@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn a_ticket_that_can_still_be_reached_in_time_scores_above_one_that_cannot() {
         use crate::domain::{
-            AreaClass, Caller, FaultCategory, FaultReport, IncidentId, LatLon, StationId,
+            AreaClass, Caller, FaultCategory, FaultReport, IncidentId, LatLon, Priority, StationId,
         };
         let minutes = |m: i64| Timestamp::from_millis(m * 60_000);
         let ticket = Ticket::new(

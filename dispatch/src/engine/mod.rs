@@ -1000,12 +1000,15 @@ impl Engine {
                 self.by_state[state.index()].insert(ticket.clone());
             }
             EventKind::Merged { ticket, incident } => {
-                if let Some(open) = self.incidents.get(incident) {
-                    self.first_reports
-                        .insert(ticket.clone(), open.master.clone());
+                let first = self.incidents.get(incident).map(|open| open.master.clone());
+                if let Some(first) = &first {
+                    self.first_reports.insert(ticket.clone(), first.clone());
                 }
                 self.incidents.record_repeat(incident, ticket, event.at);
                 self.apply_to_ticket(ticket, event);
+                if let Some(first) = first {
+                    self.raise_for_repeat(&first, ticket);
+                }
             }
             EventKind::Queued { ticket } => {
                 self.apply_to_ticket(ticket, event);
@@ -1241,6 +1244,27 @@ impl Engine {
             self.crew_census[status.index()] += 1;
             record.status = status;
             self.sync_pool(slot);
+        }
+    }
+
+    /// An emergency or an important customer merged into an incident waits on its first
+    /// report's crew: the first report is served as they would have been, and a waiting one
+    /// moves up the queue. Derived from the `merged` event alone, so a replay rebuilds it.
+    fn raise_for_repeat(&mut self, first: &TicketId, repeat: &TicketId) {
+        let Some(repeat) = self.tickets.get(repeat).map(Ticket::precedence) else {
+            return;
+        };
+        let Some(ticket) = self.tickets.get_mut(first) else {
+            return;
+        };
+        if !ticket.raised_by(repeat) {
+            return;
+        }
+        // The queue's key is derived from the ticket: out under the old one, in under the new.
+        let spot = self.queue.take(ticket);
+        ticket.raise_for_repeat(repeat);
+        if let Some(spot) = spot {
+            self.queue.insert(ticket, spot);
         }
     }
 

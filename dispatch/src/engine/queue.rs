@@ -5,7 +5,7 @@
 //! policy's scan for the tickets near a free crew, and the `nearest` policy's for the tickets
 //! a crew that came free may take, read them without a lookup per ticket).
 
-use crate::domain::{AreaClass, Priority, Skill, Ticket, TicketId, Timestamp};
+use crate::domain::{AreaClass, Skill, Ticket, TicketId, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A waiting ticket's place in the queue.
@@ -26,8 +26,8 @@ impl QueueKey {
 
     fn of(ticket: &Ticket) -> Self {
         Self {
-            not_emergency: ticket.priority != Priority::Emergency,
-            not_important: !ticket.report.important_customer,
+            not_emergency: !ticket.served_as_emergency(),
+            not_important: !ticket.served_as_important(),
             arrive_by: ticket
                 .deadlines
                 .arrive_by
@@ -80,12 +80,16 @@ impl DispatchQueue {
         }
     }
 
-    /// The key is derived from fields that do not change while a ticket waits.
+    /// The key is derived from the ticket's fields: a ticket whose precedence changes while
+    /// it waits is taken out before and put back after.
     pub fn remove(&mut self, ticket: &Ticket) -> bool {
+        self.take(ticket).is_some()
+    }
+
+    /// Removes a waiting ticket and answers where it was.
+    pub fn take(&mut self, ticket: &Ticket) -> Option<Spot> {
         let key = QueueKey::of(ticket);
-        let Some(spot) = self.keys.remove(&key) else {
-            return false;
-        };
+        let spot = self.keys.remove(&key)?;
         self.by_report
             .remove(&(ticket.reported_at, ticket.id.clone()));
         if let Some(list) = spot
@@ -94,7 +98,7 @@ impl DispatchQueue {
         {
             list.remove(&key);
         }
-        true
+        Some(spot)
     }
 
     /// When the waiting ticket reported earliest was reported: the caller who has waited
@@ -180,7 +184,7 @@ impl DispatchQueue {
 mod tests {
     use super::*;
     use crate::domain::{
-        AreaClass, Caller, FaultCategory, FaultReport, IncidentId, LatLon, StationId,
+        AreaClass, Caller, FaultCategory, FaultReport, IncidentId, LatLon, Priority, StationId,
     };
 
     fn ticket(id: &str, reported_minute: i64, priority: Priority) -> Ticket {

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::domain::{
-    Callback, Caller, FaultCategory, FaultClass, Ownership, Priority, Skill, StormReason,
-    WorkOrderReturn,
+    Callback, Caller, FaultCategory, FaultClass, Ownership, Precedence, Priority, Skill,
+    StormReason, WorkOrderReturn,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -239,6 +239,154 @@ fn a_neighbours_crew_goes_only_when_it_is_more_than_the_margin_sooner() {
     );
 }
 
+/// A crew whose phone lost signal misses the acknowledgement: the job waits for another
+/// crew, and when the missing crew is heard from again and is still the one crew that can
+/// take it, the job is offered to it again instead of waiting for ever. A crew that rejects
+/// the job is not sent it again.
+#[test]
+fn a_crew_that_missed_the_acknowledgement_is_offered_the_job_again_when_heard_from() {
+    let mut region = synthetic::grid(1, 1, 5.0, 1, 7);
+    region.crews[0].skills = [Skill::Lv, Skill::Hv].into_iter().collect();
+    let here = region.stations[0].location;
+    let crew = region.crews[0].id.clone();
+    let mut engine = Engine::new(EngineConfig::default(), region).unwrap();
+    let reported = engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new("T"),
+                report: report(FaultCategory::NoPower, here),
+            },
+            Actor::Agent,
+            minutes(0),
+        )
+        .unwrap();
+    assert_eq!(
+        dispatched_crew(&reported, &TicketId::new("T")),
+        Some(crew.clone())
+    );
+    let timed_out = engine
+        .handle(Command::FireDeadlines, Actor::System, minutes(6))
+        .unwrap();
+    assert!(timed_out.iter().any(|e| e.kind.name() == "declined"));
+    assert_eq!(engine.queued().count(), 1);
+    assert_eq!(engine.crew(&crew).unwrap().status, CrewStatus::Unresponsive);
+    let heard = engine
+        .handle(
+            Command::CrewPosition {
+                crew: crew.clone(),
+                location: here,
+            },
+            Actor::Crew(crew.clone()),
+            minutes(8),
+        )
+        .unwrap();
+    assert_eq!(
+        dispatched_crew(&heard, &TicketId::new("T")),
+        Some(crew.clone())
+    );
+    // A rejection is the crew's answer: the job waits for another crew.
+    let rejected = engine
+        .handle(
+            Command::Ticket {
+                ticket: TicketId::new("T"),
+                command: TicketCommand::Reject {
+                    reason: "no ladder".into(),
+                },
+            },
+            Actor::Crew(crew.clone()),
+            minutes(9),
+        )
+        .unwrap();
+    assert_eq!(dispatched_crew(&rejected, &TicketId::new("T")), None);
+    assert_eq!(engine.queued().count(), 1);
+    assert_eq!(engine.crew(&crew).unwrap().status, CrewStatus::Available);
+    assert!(engine.audit().is_empty());
+}
+
+/// A hospital whose call is merged into a household's waiting incident waits on that
+/// household's crew: the household's ticket moves up the queue to where the hospital's would
+/// have been, and a replay of the log puts it there too.
+#[test]
+fn an_important_repeat_raises_its_waiting_first_report() {
+    let mut region = synthetic::grid(1, 1, 5.0, 1, 7);
+    region.crews[0].skills = [Skill::Lv, Skill::Hv].into_iter().collect();
+    let here = region.stations[0].location;
+    let config = EngineConfig::default();
+    let mut engine = Engine::new(config.clone(), region.clone()).unwrap();
+    let mut log: Vec<Event> = Vec::new();
+    let mut create =
+        |engine: &mut Engine, id: &str, category, north: f64, precedence: Precedence| {
+            let mut r = report(
+                category,
+                LatLon::new(here.lat() + north, here.lon()).unwrap(),
+            );
+            r.important_customer = precedence.important;
+            if precedence.emergency {
+                r.priority = Priority::Emergency;
+            }
+            // One call a minute.
+            let minute = log.iter().filter(|e| e.kind.name() == "reported").count() as i64;
+            let events = engine
+                .handle(
+                    Command::Report {
+                        ticket: TicketId::new(id),
+                        report: r,
+                    },
+                    Actor::Agent,
+                    minutes(minute),
+                )
+                .unwrap();
+            let names: Vec<_> = events.iter().map(|e| e.kind.name()).collect();
+            log.extend(events);
+            names
+        };
+    let plain = Precedence::default();
+    let important = Precedence {
+        emergency: false,
+        important: true,
+    };
+    // ~1.1 km apart: never merged with each other.
+    create(&mut engine, "first", FaultCategory::NoPower, -0.01, plain);
+    create(&mut engine, "household", FaultCategory::NoPower, 0.0, plain);
+    create(
+        &mut engine,
+        "quality",
+        FaultCategory::VoltageQuality,
+        0.01,
+        important,
+    );
+    let order = |engine: &Engine| -> Vec<String> {
+        engine.queued().map(|t| t.as_str().to_owned()).collect()
+    };
+    assert_eq!(order(&engine), ["quality", "household"]);
+    let names = create(
+        &mut engine,
+        "hospital",
+        FaultCategory::NoPower,
+        0.0005,
+        important,
+    );
+    assert_eq!(names, ["reported", "merged"]);
+    assert_eq!(order(&engine), ["household", "quality"]);
+    let household = engine.ticket(&TicketId::new("household")).unwrap();
+    assert_eq!(household.precedence(), important);
+    assert_eq!(
+        household.priority,
+        Priority::Normal,
+        "its own stays as reported"
+    );
+    assert!(engine.audit().is_empty());
+    let mut replayed = Engine::new(config, region).unwrap();
+    for event in &log {
+        replayed.apply(event);
+    }
+    assert_eq!(order(&replayed), order(&engine));
+    assert_eq!(
+        replayed.ticket(&TicketId::new("household")).unwrap(),
+        engine.ticket(&TicketId::new("household")).unwrap()
+    );
+}
+
 #[test]
 fn with_no_crew_free_tickets_wait_and_are_served_by_priority() {
     let mut region = synthetic::grid(1, 1, 5.0, 1, 7);
@@ -323,27 +471,7 @@ fn with_no_crew_free_tickets_wait_and_are_served_by_priority() {
 /// near a hazard's incident are merged into it: its crew comes first, and clears the cause.
 #[test]
 fn a_hazard_is_never_merged_into_an_ordinary_outage_but_outage_calls_join_a_hazard() {
-    fn report_at(
-        engine: &mut Engine,
-        ticket: &str,
-        category: FaultCategory,
-        at: LatLon,
-        minute: i64,
-    ) -> Vec<&'static str> {
-        engine
-            .handle(
-                Command::Report {
-                    ticket: TicketId::new(ticket),
-                    report: report(category, at),
-                },
-                Actor::Agent,
-                minutes(minute),
-            )
-            .unwrap()
-            .iter()
-            .map(|e| e.kind.name())
-            .collect()
-    }
+    let report_at = report_named_at;
     for hazard in [FaultCategory::LineDown, FaultCategory::EquipmentFire] {
         let mut engine = engine_with(27, 2);
         let here = engine.stations()[4].location;
@@ -367,6 +495,55 @@ fn a_hazard_is_never_merged_into_an_ordinary_outage_but_outage_calls_join_a_haza
         }
         assert!(engine.audit().is_empty());
     }
+}
+
+/// Reports `category` at `at` as ticket `ticket` at `minute`; the names of the events.
+fn report_named_at(
+    engine: &mut Engine,
+    ticket: &str,
+    category: FaultCategory,
+    at: LatLon,
+    minute: i64,
+) -> Vec<&'static str> {
+    engine
+        .handle(
+            Command::Report {
+                ticket: TicketId::new(ticket),
+                report: report(category, at),
+            },
+            Actor::Agent,
+            minutes(minute),
+        )
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name())
+        .collect()
+}
+
+/// A call about an area's outage next to a household's open outage is a bigger fault (the
+/// 10 kV network), not a repeat call: merged, it would wait on the household's crew, which
+/// may lack `hv`, and no second crew would come. It gets its own incident and a crew with
+/// `hv`; a neighbour's household call then joins the area's incident.
+#[test]
+fn an_area_outage_is_never_merged_into_a_households_but_households_join_an_areas() {
+    let mut engine = engine_with(27, 2);
+    let here = engine.stations()[4].location;
+    let near = LatLon::new(here.lat() + 0.002, here.lon()).unwrap(); // ~220 m
+    report_named_at(&mut engine, "household", FaultCategory::NoPower, here, 0);
+    let events = report_named_at(&mut engine, "area", FaultCategory::AreaOutage, near, 5);
+    assert_eq!(events, ["reported", "dispatched"]);
+    let area = engine.ticket(&TicketId::new("area")).unwrap().clone();
+    assert_ne!(
+        area.incident,
+        engine.ticket(&TicketId::new("household")).unwrap().incident
+    );
+    let crew = area.crew.as_ref().and_then(|c| engine.crew(c)).unwrap();
+    assert!(crew.skills.contains(Skill::Hv), "{crew:?}");
+    let events = report_named_at(&mut engine, "neighbour", FaultCategory::NoPower, near, 10);
+    assert_eq!(events, ["reported", "merged"]);
+    let neighbour = engine.ticket(&TicketId::new("neighbour")).unwrap();
+    assert_eq!(neighbour.incident, area.incident);
+    assert!(engine.audit().is_empty());
 }
 
 #[test]

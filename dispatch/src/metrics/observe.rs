@@ -78,7 +78,7 @@ pub fn observe(
     };
     let mut out = Vec::new();
     match &event.kind {
-        EventKind::Dispatched { .. } if ticket.declined_by.is_empty() => {
+        EventKind::Dispatched { .. } if !ticket.reassigned() => {
             out.extend(interval(
                 Interval::ReportToDispatch,
                 Some(ticket.reported_at),

@@ -127,7 +127,7 @@ impl Dispatcher {
                 .engine
                 .tickets()
                 .filter(|t| {
-                    !t.declined_by.is_empty()
+                    t.reassigned()
                         && t.reported_at < window.to
                         && t.acknowledged_at.is_none_or(|at| at >= window.from)
                 })
