@@ -1343,11 +1343,18 @@ mod store_and_deadlines {
                 &body,
                 StatusCode::SERVICE_UNAVAILABLE
             ),
-            "store_unavailable"
+            "outcome_unknown",
+            "a failed fsync may have written the ticket"
         );
         assert!(
             !body.to_string().contains("fsync"),
             "a 5xx body leaks the cause: {body}"
+        );
+        // From then on nothing is written, and the answer says so.
+        let (status, body) = app.post("/v1/tickets", AGENT, report()).await;
+        assert_eq!(
+            error_code(status, &body, StatusCode::SERVICE_UNAVAILABLE),
+            "store_unavailable"
         );
 
         let response = app

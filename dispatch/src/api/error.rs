@@ -49,6 +49,12 @@ pub enum ApiError {
     RateLimited,
     #[error("the service cannot store changes right now: retry later")]
     StoreUnavailable,
+    #[error(
+        "the service could not confirm that the change was stored, and it may have been: \
+         retry with the same Idempotency-Key, or read it back once the service is ready, \
+         before sending it again"
+    )]
+    OutcomeUnknown,
     #[error("the service is not ready: its store does not answer or a write failed")]
     NotReady,
     #[error("the region's writing instance is changing over: retry shortly")]
@@ -88,6 +94,7 @@ impl ApiError {
             }
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
             ApiError::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::NoLeader => (StatusCode::SERVICE_UNAVAILABLE, "no_leader"),
             ApiError::BackupNotSupported(_) => {
@@ -126,6 +133,7 @@ impl IntoResponse for ApiError {
         let headers = response.headers_mut();
         match self {
             ApiError::StoreUnavailable
+            | ApiError::OutcomeUnknown
             | ApiError::NotReady
             | ApiError::NoLeader
             | ApiError::BackupFailed(_)
@@ -151,6 +159,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
             ServiceError::IdempotencyConflict => ApiError::IdempotencyConflict,
             ServiceError::Unavailable => ApiError::StoreUnavailable,
+            ServiceError::OutcomeUnknown => ApiError::OutcomeUnknown,
             ServiceError::NotLeader => ApiError::NoLeader,
             ServiceError::BackupNotSupported(why) => {
                 ApiError::BackupNotSupported(format!("no backup: {why}"))
@@ -219,7 +228,11 @@ mod tests {
             ApiError::IdempotencyConflict,
             ApiError::RateLimited,
             ApiError::StoreUnavailable,
+            ApiError::OutcomeUnknown,
             ApiError::NotReady,
+            ApiError::NoLeader,
+            ApiError::BackupNotSupported(String::new()),
+            ApiError::BackupFailed(String::new()),
             ApiError::Internal,
         ];
         let codes: std::collections::HashSet<_> =

@@ -5,9 +5,8 @@
 //! instance answers alike, and a read after a write sees it, whichever instance each lands on.
 //!
 //! A write that cannot be handed over is answered 503 with `Retry-After`: `no_leader` when
-//! nothing was sent (no holder known, or it cannot be reached), `store_unavailable` when the
-//! request may have reached it (the outcome is unknown; a retry with the same
-//! `Idempotency-Key` is safe). Never a 2xx that did not come from the deciding instance.
+//! nothing was sent (no holder known, or it cannot be reached), `outcome_unknown` when the
+//! request may have reached it (a retry with the same `Idempotency-Key` is safe). Never a 2xx that did not come from the deciding instance.
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT_BYTES};
@@ -84,7 +83,7 @@ async fn hand_over(client: &reqwest::Client, leader: &str, request: Request) -> 
         }
         Err(error) => {
             tracing::warn!(%error, leader, "a write handed over got no answer: its outcome is unknown");
-            return ApiError::StoreUnavailable.into_response();
+            return ApiError::OutcomeUnknown.into_response();
         }
     };
     let status = answer.status();
@@ -94,7 +93,7 @@ async fn hand_over(client: &reqwest::Client, leader: &str, request: Request) -> 
             leader,
             "the answer to a write handed over was cut off: its outcome is unknown"
         );
-        return ApiError::StoreUnavailable.into_response();
+        return ApiError::OutcomeUnknown.into_response();
     };
     let mut response = Response::builder().status(status);
     for name in [

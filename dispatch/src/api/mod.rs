@@ -121,7 +121,11 @@ enum V1Errors {
     MediaType(ErrorBody),
     #[response(status = 429, description = "rate_limited, with Retry-After")]
     RateLimited(ErrorBody),
-    #[response(status = 503, description = "store_unavailable, with Retry-After")]
+    #[response(
+        status = 503,
+        description = "store_unavailable (nothing changed), outcome_unknown (the change may \
+                       have been stored), no_leader or not_ready; with Retry-After"
+    )]
     Unavailable(ErrorBody),
 }
 

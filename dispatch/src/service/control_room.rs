@@ -91,7 +91,7 @@ impl Dispatcher {
             }
             (running, now, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         running.sort_by(|a, b| a.due.cmp(&b.due).then_with(|| a.ticket.cmp(&b.ticket)));
         Ok((running, now))
     }
@@ -112,7 +112,7 @@ impl Dispatcher {
                 .collect();
             (tickets, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(fault_cells(&tickets, window, resolution))
     }
 
@@ -135,7 +135,7 @@ impl Dispatcher {
                 .collect();
             (candidates, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         let mut found = Vec::new();
         for (ticket, station) in candidates {
             let timeline =

@@ -86,9 +86,13 @@ pub enum ServiceError {
     Engine(#[from] EngineError),
     #[error("this Idempotency-Key was used with another request")]
     IdempotencyConflict,
-    /// The store failed or the service is marked failed: retry later.
+    /// The store failed or the service is marked failed; nothing was changed: retry later.
     #[error("the store is unavailable")]
     Unavailable,
+    /// The change was handed to the store but its commit was not confirmed: it may have
+    /// been stored.
+    #[error("the store did not confirm the change")]
+    OutcomeUnknown,
     /// Another instance decides for the region (or none does, during a change-over).
     #[error("this instance does not hold the region's lease")]
     NotLeader,
@@ -170,9 +174,15 @@ impl Default for DispatcherOptions {
 /// clocks drift by seconds, sometimes minutes.
 const FIX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
-/// A commit failed or timed out; the reason was logged where it happened.
+/// A commit did not succeed; the reason was logged where it happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct WriteFailed;
+enum WriteFailed {
+    /// Certainly not written: the same request may be sent again as it is.
+    Aborted,
+    /// Perhaps written (a timeout after the batch was handed to the store, a failed fsync):
+    /// a request sent again without its `Idempotency-Key` may do the change twice.
+    Unknown,
+}
 
 /// The outcome of one batch's commit, which several waiters may share.
 type Commit = Shared<BoxFuture<'static, Result<(), WriteFailed>>>;
@@ -640,11 +650,16 @@ impl Dispatcher {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => {
                     health.fail(&error.to_string());
-                    Err(WriteFailed)
+                    Err(if error.is_certainly_aborted() {
+                        WriteFailed::Aborted
+                    } else {
+                        WriteFailed::Unknown
+                    })
                 }
                 Err(_) => {
+                    // The batch is with the store and may still land.
                     health.fail("a commit did not finish within store.write_timeout_ms");
-                    Err(WriteFailed)
+                    Err(WriteFailed::Unknown)
                 }
             }
         }
@@ -672,10 +687,18 @@ impl Dispatcher {
         )
     }
 
+    /// Waits for a write's own commit: its answer says whether the change may have landed.
     async fn settled(commit: Commit) -> Result<(), ServiceError> {
-        commit
-            .await
-            .map_err(|WriteFailed| ServiceError::Unavailable)
+        commit.await.map_err(|failed| match failed {
+            WriteFailed::Aborted => ServiceError::Unavailable,
+            WriteFailed::Unknown => ServiceError::OutcomeUnknown,
+        })
+    }
+
+    /// Waits until what a read would show is durable (the horizon of the writes before it);
+    /// a read changes nothing, so any failure there is just the store being unavailable.
+    async fn visible(horizon: Commit) -> Result<(), ServiceError> {
+        horizon.await.map_err(|_| ServiceError::Unavailable)
     }
 
     /// A new report from an agent or supervisor. With a key seen before, the ticket it made
@@ -833,7 +856,7 @@ impl Dispatcher {
             let first_report = inner.engine.first_report_of(id).cloned();
             (ticket, first_report, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         let timeline = tokio::time::timeout(self.options.write_timeout, self.store.timeline(id))
             .await
             .map_err(|_| ServiceError::Unavailable)?
@@ -877,7 +900,7 @@ impl Dispatcher {
             };
             (Page { items, next_cursor }, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(page)
     }
 
@@ -903,7 +926,7 @@ impl Dispatcher {
                 .collect();
             (jobs, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(jobs)
     }
 
@@ -1017,7 +1040,7 @@ impl Dispatcher {
                 inner.horizon.clone(),
             )
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(crews)
     }
 
@@ -1233,7 +1256,7 @@ impl Dispatcher {
             let inner = self.lock()?;
             (StormStatus::of(&inner.engine), inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(status)
     }
 

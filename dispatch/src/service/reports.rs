@@ -36,7 +36,7 @@ impl Dispatcher {
             let now = inner.now(self.clock.as_ref());
             (tickets, policy, now, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(summarize_sla(&tickets, &policy, window, now))
     }
 
@@ -75,7 +75,7 @@ impl Dispatcher {
             );
             (interruptions, served, inner.horizon.clone())
         };
-        Self::settled(horizon).await?;
+        Self::visible(horizon).await?;
         Ok(reliability::reliability(
             &interruptions,
             &served,

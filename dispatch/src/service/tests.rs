@@ -242,6 +242,27 @@ struct FailingStore {
     inner: EmbeddedStore,
     healthy: usize,
     appends: AtomicUsize,
+    /// How appends after the healthy ones fail; `None`: they never answer.
+    failure: Option<StoreError>,
+}
+
+impl FailingStore {
+    /// The first `healthy` appends commit; the ones after fail as a failed fsync does.
+    fn after(healthy: usize) -> Self {
+        Self::failing_with(
+            healthy,
+            Some(StoreError::OutcomeUnknown("fsync failed".into())),
+        )
+    }
+
+    fn failing_with(healthy: usize, failure: Option<StoreError>) -> Self {
+        Self {
+            inner: EmbeddedStore::in_memory().unwrap(),
+            healthy,
+            appends: AtomicUsize::new(0),
+            failure,
+        }
+    }
 }
 
 impl Store for FailingStore {
@@ -251,10 +272,11 @@ impl Store for FailingStore {
         durability: Durability,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         if self.appends.fetch_add(1, Ordering::SeqCst) < self.healthy {
-            self.inner.append(batch, durability)
-        } else {
-            futures_util::future::ready(Err(StoreError::OutcomeUnknown("fsync failed".into())))
-                .boxed()
+            return self.inner.append(batch, durability);
+        }
+        match &self.failure {
+            Some(error) => futures_util::future::ready(Err(error.clone())).boxed(),
+            None => futures_util::future::pending().boxed(),
         }
     }
 
@@ -280,11 +302,7 @@ impl Store for FailingStore {
 
 #[tokio::test]
 async fn after_a_failed_write_every_write_is_refused_and_the_service_is_not_ready() {
-    let store = Arc::new(FailingStore {
-        inner: EmbeddedStore::in_memory().unwrap(),
-        healthy: 1,
-        appends: AtomicUsize::new(0),
-    });
+    let store = Arc::new(FailingStore::after(1));
     let clock = Arc::new(ManualClock::new(T0));
     let (dispatcher, report) = dispatcher(store, clock, 4).await;
     let ok = dispatcher
@@ -293,10 +311,11 @@ async fn after_a_failed_write_every_write_is_refused_and_the_service_is_not_read
         .unwrap();
     assert!(dispatcher.ready().await);
 
+    // A failed fsync may have written the batch: the answer must not say it did not.
     let failed = dispatcher
         .create_ticket(&Principal::Agent, report.clone(), None)
         .await;
-    assert!(matches!(failed, Err(ServiceError::Unavailable)));
+    assert!(matches!(failed, Err(ServiceError::OutcomeUnknown)));
     assert!(!dispatcher.ready().await);
     let refused = dispatcher
         .create_ticket(&Principal::Agent, report, None)
@@ -307,13 +326,49 @@ async fn after_a_failed_write_every_write_is_refused_and_the_service_is_not_read
     assert!(matches!(read, Err(ServiceError::Unavailable)));
 }
 
+/// What a failed write answers says whether it may have landed: a store that certainly wrote
+/// nothing answers "unavailable", so the same request may be sent again; a commit that did
+/// not answer within `write_timeout` may still land, so it answers "outcome unknown".
+#[tokio::test]
+async fn a_write_answers_whether_it_may_have_landed() {
+    let refused = Some(StoreError::Unavailable("connection refused".into()));
+    for (failure, unknown) in [(refused, false), (None, true)] {
+        let store = Arc::new(FailingStore::failing_with(0, failure));
+        let engine = engine(4);
+        let report = report(&engine);
+        let dispatcher = Dispatcher::recover(
+            engine,
+            store,
+            TokenBook::default(),
+            Arc::new(ManualClock::new(T0)),
+            DispatcherOptions {
+                write_timeout: Duration::from_millis(50),
+                ..DispatcherOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let failed = dispatcher
+            .create_ticket(&Principal::Agent, report, None)
+            .await;
+        if unknown {
+            assert!(
+                matches!(failed, Err(ServiceError::OutcomeUnknown)),
+                "{failed:?}"
+            );
+        } else {
+            assert!(
+                matches!(failed, Err(ServiceError::Unavailable)),
+                "{failed:?}"
+            );
+        }
+        assert!(!dispatcher.ready().await);
+    }
+}
+
 #[tokio::test]
 async fn an_engine_error_writes_nothing() {
-    let store = Arc::new(FailingStore {
-        inner: EmbeddedStore::in_memory().unwrap(),
-        healthy: 1,
-        appends: AtomicUsize::new(0),
-    });
+    let store = Arc::new(FailingStore::after(1));
     let clock = Arc::new(ManualClock::new(T0));
     let (dispatcher, report) = dispatcher(store.clone(), clock, 4).await;
     let created = dispatcher
