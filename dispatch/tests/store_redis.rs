@@ -279,22 +279,27 @@ async fn a_follower_tails_every_batch_in_order_with_its_number() {
     );
 }
 
+/// A Redis without an append-only file loses, when it crashes, what it acknowledged since its
+/// last snapshot (or everything, without snapshots): refused unless the operator allows it.
 #[tokio::test]
-async fn a_redis_that_keeps_nothing_on_disk_is_refused_unless_allowed() {
-    let server = RedisServer::start_volatile();
-    let refused = RedisStore::open(options(&server, "huizhou"))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&refused, StoreError::Unfit(m) if m.contains("appendonly")),
-        "{refused}"
-    );
-    let allowed = RedisStore::open(RedisOptions {
-        allow_volatile: true,
-        ..options(&server, "huizhou")
-    })
-    .await;
-    assert!(allowed.is_ok());
+async fn a_redis_without_an_append_only_file_is_refused_unless_allowed() {
+    let volatile = RedisServer::start_volatile();
+    let snapshots_only = RedisServer::start_with(&["--appendonly", "no", "--save", "60 1"]);
+    for server in [&volatile, &snapshots_only] {
+        let refused = RedisStore::open(options(server, "huizhou"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, StoreError::Unfit(m) if m.contains("appendonly")),
+            "{refused}"
+        );
+        let allowed = RedisStore::open(RedisOptions {
+            allow_volatile: true,
+            ..options(server, "huizhou")
+        })
+        .await;
+        assert!(allowed.is_ok());
+    }
 }
 
 #[tokio::test]

@@ -32,9 +32,11 @@
 //!
 //! # Durability
 //! A batch is answered once Redis has answered the script: durable as far as Redis's own
-//! persistence goes. Opening refuses a server that keeps nothing on disk (no AOF, no save
-//! points) unless `allow_volatile` says the operator accepts losing acknowledged tickets;
-//! `appendonly yes` with `appendfsync always` is what makes a 201 survive a power cut.
+//! persistence goes. Opening refuses a server without an append-only file (none at all, or
+//! snapshots only: a Redis crash would take back every 201 since the last snapshot) unless
+//! `allow_volatile` says the operator accepts losing acknowledged tickets; with the AOF a
+//! Redis crash loses nothing, and `appendfsync always` (warned about otherwise) is what makes
+//! a 201 survive a power cut.
 
 use super::{
     Batch, CrewTokenRecord, Durability, IdempotencyRecord, Lease, Recovered, Sequenced, SharedLog,
@@ -138,9 +140,10 @@ async fn connect(
     response_timeout: Option<Duration>,
 ) -> Result<Connection, StoreError> {
     let unavailable = |e: RedisError| {
+        let urls: Vec<String> = options.urls.iter().map(|u| shown(u)).collect();
         StoreError::Unavailable(format!(
             "cannot connect to Redis at {}: {e}",
-            options.urls.join(", ")
+            urls.join(", ")
         ))
     };
     if options.is_cluster() {
@@ -173,7 +176,9 @@ async fn connect(
             client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| StoreError::Unavailable(format!("connecting to Redis at {url} timed out")))?
+        .map_err(|_| {
+            StoreError::Unavailable(format!("connecting to Redis at {} timed out", shown(url)))
+        })?
         .map_err(unavailable)?;
         Ok(Connection::Single(connection))
     }
@@ -406,11 +411,12 @@ fn lock_state(state: &Mutex<WriterState>) -> MutexGuard<'_, WriterState> {
 /// Refuses a server too old, or one that keeps nothing on disk unless that is allowed. In a
 /// Cluster every configured node is checked: list every master.
 async fn check_servers(options: &RedisOptions) -> Result<(), StoreError> {
-    for url in &options.urls {
+    for configured in &options.urls {
         let single = RedisOptions {
-            urls: vec![url.clone()],
+            urls: vec![configured.clone()],
             ..options.clone()
         };
+        let url = shown(configured);
         let mut connection = connect(&single, Some(options.timeout)).await?;
         let info: String = redis::cmd("INFO")
             .arg("server")
@@ -431,33 +437,53 @@ async fn check_servers(options: &RedisOptions) -> Result<(), StoreError> {
         if options.allow_volatile {
             continue;
         }
-        let config: Result<HashMap<String, String>, RedisError> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg("appendonly")
-            .arg("save")
-            .query_async(&mut connection)
-            .await;
-        let config = config.map_err(|e| {
-            StoreError::Unfit(format!(
-                "cannot read the persistence settings of Redis at {url} ({e}); if they keep \
-                 data on disk and CONFIG is disabled, set store.allow_volatile = true"
-            ))
-        })?;
-        let aof = config.get("appendonly").is_some_and(|v| v == "yes");
-        let snapshots = config.get("save").is_some_and(|v| !v.trim().is_empty());
-        if !aof && !snapshots {
+        // One parameter per CONFIG GET: several in one need Redis 7.
+        let mut config = HashMap::new();
+        for parameter in ["appendonly", "appendfsync"] {
+            let value: Result<HashMap<String, String>, RedisError> = redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(parameter)
+                .query_async(&mut connection)
+                .await;
+            config.extend(value.map_err(|e| {
+                StoreError::Unfit(format!(
+                    "cannot read the persistence settings of Redis at {url} ({e}); if they \
+                     keep data on disk and CONFIG is disabled, set store.allow_volatile = true"
+                ))
+            })?);
+        }
+        if config.get("appendonly").is_none_or(|v| v != "yes") {
             return Err(StoreError::Unfit(format!(
-                "Redis at {url} keeps nothing on disk (appendonly no, no save points): an \
-                 acknowledged ticket would not survive a Redis restart. Set `appendonly yes` \
-                 (with `appendfsync always` for a 201 that survives a power cut), or set \
-                 store.allow_volatile = true to accept the loss"
+                "Redis at {url} keeps no append-only file (appendonly no): a Redis crash \
+                 would lose every acknowledged ticket since its last snapshot, if it takes \
+                 any. Set `appendonly yes` (with `appendfsync always` for a 201 that survives \
+                 a power cut), or set store.allow_volatile = true to accept the loss"
             )));
         }
-        if !aof {
-            tracing::warn!(url = %url, "Redis persists by snapshots only: a crash loses what came after the last one");
+        if let Some(fsync) = config.get("appendfsync").filter(|v| *v != "always") {
+            tracing::warn!(
+                url = %url,
+                appendfsync = %fsync,
+                "Redis does not fsync each write: a power cut loses up to the last second of acknowledged changes"
+            );
         }
     }
     Ok(())
+}
+
+/// A Redis URL fit for a log line or an error message: its password (the only place Redis
+/// credentials are configured) masked.
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            if parsed.set_password(Some("***")).is_err() {
+                return "<a Redis URL with a password>".to_owned();
+            }
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<a Redis URL that does not parse>".to_owned(),
+    }
 }
 
 fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
@@ -1103,6 +1129,20 @@ mod tests {
         for bad in ["", "a{b", "a}b", "a b", "惠州", &"x".repeat(65)] {
             assert!(!valid_namespace(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_redis_password_is_never_shown() {
+        assert_eq!(
+            shown("redis://:s3cret@10.0.0.5:6379/0"),
+            "redis://:***@10.0.0.5:6379/0"
+        );
+        assert_eq!(
+            shown("rediss://dispatch:s3cret@redis.example:6380"),
+            "rediss://dispatch:***@redis.example:6380"
+        );
+        assert_eq!(shown("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert!(!shown("redis://:s3cret@[::1").contains("s3cret"));
     }
 
     #[test]
