@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// After a shutdown signal, in-flight requests get this long before the store is closed.
     pub shutdown_grace_seconds: u64,
+    /// A request body that sends nothing for this long is given up (408): a phone that lost
+    /// signal mid-upload must not hold a place under `max_in_flight` for ever.
+    pub body_timeout_ms: u64,
     /// With a shared store: the URL the other instances send writes to while this one
     /// decides (`http://<bind>` when unset; required when `bind` is a wildcard address).
     pub advertise_url: Option<String>,
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
             max_in_flight: 1024,
             shutdown_grace_seconds: 30,
+            body_timeout_ms: 30_000,
             advertise_url: None,
         }
     }
@@ -356,6 +360,12 @@ impl Config {
             return invalid(format!(
                 "server.max_in_flight must be from 1 to {MAX_IN_FLIGHT}, not {}",
                 self.server.max_in_flight
+            ));
+        }
+        if !(100..=600_000).contains(&self.server.body_timeout_ms) {
+            return invalid(format!(
+                "server.body_timeout_ms must be from 100 to 600000 (milliseconds), not {}",
+                self.server.body_timeout_ms
             ));
         }
         if let Some(url) = &self.server.advertise_url {

@@ -1412,6 +1412,44 @@ mod store_and_deadlines {
         assert_eq!(status, StatusCode::OK);
     }
 
+    /// A phone that loses signal halfway through sending a report must not hold its place
+    /// under `max_in_flight` for ever: its silent body is given up with 408, and the place is
+    /// free for the next request.
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_is_answered_408_and_frees_its_place() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = TestApp::spawn_with(
+            FaultyStore::new(),
+            Arc::new(SystemClock),
+            ServerConfig {
+                max_in_flight: 1,
+                body_timeout_ms: 300,
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let head = format!(
+            "POST /v1/tickets HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {AGENT}\r\n\
+             Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{\"category\":",
+            app.addr
+        );
+        stalled.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 4096];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stalled.read(&mut answer),
+        )
+        .await
+        .expect("the stalled request is answered, not held")
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+        let (status, created) = app.post("/v1/tickets", AGENT, report()).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+
     #[tokio::test]
     async fn a_dispatch_not_acknowledged_in_time_goes_to_the_next_crew() {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));

@@ -45,6 +45,8 @@ pub enum ApiError {
     OutsideServiceArea(String),
     #[error("this Idempotency-Key was used with another request body")]
     IdempotencyConflict,
+    #[error("the request body stopped arriving: send the request again")]
+    RequestTimeout,
     #[error("too many requests under way: retry shortly")]
     RateLimited,
     #[error("the service cannot store changes right now: retry later")]
@@ -92,6 +94,7 @@ impl ApiError {
             ApiError::IdempotencyConflict => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_conflict")
             }
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
@@ -226,6 +229,7 @@ mod tests {
             ApiError::PayloadTooLarge,
             ApiError::OutsideServiceArea(String::new()),
             ApiError::IdempotencyConflict,
+            ApiError::RequestTimeout,
             ApiError::RateLimited,
             ApiError::StoreUnavailable,
             ApiError::OutcomeUnknown,

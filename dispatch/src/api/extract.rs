@@ -84,12 +84,26 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             .map_err(|rejection| {
                 if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
+                } else if body_timed_out(&rejection) {
+                    ApiError::RequestTimeout
                 } else {
                     ApiError::MalformedJson("the request body could not be read".into())
                 }
             })?;
         Ok(Self { bytes, json })
     }
+}
+
+/// Whether reading the body failed because it went silent past `server.body_timeout_ms`.
+pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl Body {

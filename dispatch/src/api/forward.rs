@@ -62,8 +62,12 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
 
 async fn hand_over(client: &reqwest::Client, leader: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT_BYTES).await else {
-        return ApiError::PayloadTooLarge.into_response();
+    let body = match axum::body::to_bytes(body, BODY_LIMIT_BYTES).await {
+        Ok(body) => body,
+        Err(error) if super::extract::body_timed_out(&error) => {
+            return ApiError::RequestTimeout.into_response();
+        }
+        Err(_) => return ApiError::PayloadTooLarge.into_response(),
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut outgoing = client

@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use error::{ApiError, ErrorBody};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -186,9 +186,8 @@ pub fn app(
         .is_shared()
         .then(|| forward::client(dispatcher.write_timeout() + std::time::Duration::from_secs(5)))
         .flatten();
-    let v1 = v1_routes().layer(middleware::from_fn_with_state(in_flight, limit_in_flight));
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(v1)
+        .merge(v1_routes())
         .merge(ops_routes())
         .split_for_parts();
     // Serializing a document of plain maps and strings cannot fail; an empty object would
@@ -200,27 +199,43 @@ pub fn app(
         openapi,
         forwarder,
     }));
-    let router = router.route_layer(middleware::from_fn_with_state(
-        state.clone(),
-        forward::route,
-    ));
+    // The limit is outside the hand-over, so a following instance sheds load too while it
+    // waits on the deciding one.
+    let router = router
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            forward::route,
+        ))
+        .route_layer(middleware::from_fn_with_state(in_flight, limit_in_flight));
+    let body_timeout = Duration::from_millis(server.body_timeout_ms);
     router
         .route("/", axum::routing::get(page::index))
         .route("/ui/{*path}", axum::routing::get(page::asset))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(middleware::map_request(
+            move |request: Request| async move {
+                request.map(|body| {
+                    axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
+                })
+            },
+        ))
         .layer(middleware::from_fn(track))
         .with_state(state)
 }
 
 /// Answers 429 at once when too many `/v1` requests are under way, so a slow store makes
-/// clients back off instead of queueing without bound.
+/// clients back off instead of queueing without bound. The operations endpoints are never
+/// shed.
 async fn limit_in_flight(
     State(in_flight): State<Arc<Semaphore>>,
     request: Request,
     next: Next,
 ) -> Response {
+    if !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
     let Ok(permit) = in_flight.try_acquire() else {
         return ApiError::RateLimited.into_response();
     };
