@@ -107,6 +107,27 @@ pub struct Caller {
     pub phone: String,
 }
 
+impl Caller {
+    /// The phone number as one customer's key, however it was typed: digits only, and a
+    /// Chinese number given with its country code (`+86`, `0086`) in its national form (a
+    /// mobile as its 11 digits, a landline with the trunk `0` before its area code). A
+    /// national number never starts with 8, so the country code is told apart.
+    pub fn phone_key(&self) -> String {
+        let digits: String = self.phone.chars().filter(char::is_ascii_digit).collect();
+        let international = digits.strip_prefix("00").unwrap_or(&digits);
+        match international.strip_prefix("86") {
+            Some(national) if national.len() >= 9 => {
+                if national.starts_with('1') {
+                    national.to_owned()
+                } else {
+                    format!("0{national}")
+                }
+            }
+            _ => digits,
+        }
+    }
+}
+
 /// What the caller told the agent, validated and in WGS84.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultReport {
@@ -729,6 +750,31 @@ mod tests {
         .unwrap();
         assert_eq!(t.acknowledge_timeouts, vec![due]);
         assert_eq!(t.declined_by, vec![CrewId::new("C2")], "a rejection bars");
+    }
+
+    #[test]
+    fn one_phone_number_is_one_key_however_it_was_typed() {
+        let key = |phone: &str| {
+            Caller {
+                name: String::new(),
+                phone: phone.into(),
+            }
+            .phone_key()
+        };
+        for typed in [
+            "13800001234",
+            "138-0000-1234",
+            "+86 138 0000 1234",
+            "008613800001234",
+        ] {
+            assert_eq!(key(typed), "13800001234", "{typed}");
+        }
+        for typed in ["0752-2345678", "(0752) 2345678", "+86 752 2345678"] {
+            assert_eq!(key(typed), "07522345678", "{typed}");
+        }
+        assert_ne!(key("13800001234"), key("13800001235"));
+        // Short numbers (a switchboard's extension) are kept as typed, digits only.
+        assert_eq!(key("8601"), "8601");
     }
 
     #[test]

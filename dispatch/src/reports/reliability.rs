@@ -190,13 +190,11 @@ pub fn interruptions_from_tickets<'a>(
             }
             continue;
         };
-        let phones: HashSet<&str> = group
-            .iter()
-            .map(|t| t.report.caller.phone.as_str())
-            .collect();
+        // One customer however their number was typed on each call.
+        let phones: HashSet<String> = group.iter().map(|t| t.report.caller.phone_key()).collect();
         let customers = estimate.max(phones.len() as u64);
         let phone = (customers == 1)
-            .then(|| phones.iter().next().map(|p| (*p).to_owned()))
+            .then(|| phones.into_iter().next())
             .flatten();
         let start = group
             .iter()
@@ -581,6 +579,26 @@ mod tests {
             summary,
             [(1, true, true), (2, false, false), (150, false, false)]
         );
+    }
+
+    /// A customer who rings back from another channel, their number typed another way, is
+    /// still one customer interrupted once (domain: never count a customer twice).
+    #[test]
+    fn one_customer_typed_two_ways_is_counted_once() {
+        let urban = AreaClass::Urban;
+        let mut first = walked(
+            ticket("A", FaultCategory::NoPower, urban, 0),
+            &[1, 2, 30, 60],
+        );
+        first.report.caller.phone = "13800001234".into();
+        let mut again = ticket("B", FaultCategory::NoPower, urban, 10);
+        again.state = TicketState::Merged;
+        again.incident = first.incident.clone();
+        again.report.caller.phone = "+86 138-0000-1234".into();
+        let list = interruptions_from_tickets(&[first, again], &ReliabilityConfig::default());
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].customers, 1);
+        assert_eq!(list[0].phone.as_deref(), Some("13800001234"));
     }
 
     #[test]

@@ -239,7 +239,11 @@ pub(crate) mod tests {
         let report = FaultReport {
             caller: Caller {
                 name: "Li".into(),
-                phone: format!("138{id}"),
+                // Digits, one number per id, as the API admits phones.
+                phone: format!(
+                    "138{}",
+                    id.bytes().map(|b| b.to_string()).collect::<String>()
+                ),
             },
             location: LatLon::new(23.1, 114.4).unwrap(),
             address: "1 Road".into(),
