@@ -1,6 +1,6 @@
 //! The dispatcher's report reads: deadline compliance, reliability indices and estimated
-//! restoration times, each a snapshot of the engine's tickets taken under the lock and handed
-//! to the pure functions of [`crate::reports`] after the lock is released.
+//! restoration times, computed by the pure functions of [`crate::reports`] over the engine's
+//! tickets under the lock (walks without copies), answered once what they saw is durable.
 
 use super::{Dispatcher, ServiceError};
 use crate::domain::{StationId, Ticket, TicketState, Timestamp};
@@ -13,12 +13,14 @@ use std::collections::HashMap;
 
 impl Dispatcher {
     /// Deadline compliance of the tickets of `station` (or all) over `window`, as of now.
+    /// Counted in place under the lock: a walk of comparisons is cheaper than copying every
+    /// ticket ever reported out of it, which held every writer for the copy.
     pub async fn sla_summary(
         &self,
         window: Window,
         station: Option<&StationId>,
     ) -> Result<SlaSummary, ServiceError> {
-        let (tickets, policy, now, horizon) = {
+        let (summary, horizon) = {
             let mut inner = self.lock()?;
             if let Some(id) = station {
                 inner
@@ -26,18 +28,20 @@ impl Dispatcher {
                     .station(id)
                     .ok_or(ServiceError::NotFound("station"))?;
             }
-            let tickets: Vec<Ticket> = inner
-                .engine
-                .tickets()
-                .filter(|t| station.is_none_or(|s| t.station == *s))
-                .cloned()
-                .collect();
-            let policy = inner.engine.config().sla;
             let now = inner.now(self.clock.as_ref());
-            (tickets, policy, now, inner.horizon.clone())
+            let summary = summarize_sla(
+                inner
+                    .engine
+                    .tickets()
+                    .filter(|t| station.is_none_or(|s| t.station == *s)),
+                &inner.engine.config().sla,
+                window,
+                now,
+            );
+            (summary, inner.horizon.clone())
         };
         Self::visible(horizon).await?;
-        Ok(summarize_sla(&tickets, &policy, window, now))
+        Ok(summary)
     }
 
     /// Reliability indices of `station` (or the whole region) over `window`.
