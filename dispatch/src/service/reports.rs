@@ -68,15 +68,11 @@ impl Dispatcher {
                     .map(|s| (s.id.clone(), s.customers))
                     .collect(),
             };
-            // Only incidents restored by the window's end can count; the grouping needs
-            // each incident's merged tickets too, so the filter is by station only.
-            let interruptions: Vec<Interruption> = reliability::interruptions_from_tickets(
-                inner
-                    .engine
-                    .tickets()
-                    .filter(|t| station.is_none_or(|s| t.station == *s)),
-                config,
-            );
+            // Every ticket: an incident's repeat calls may come from across a station's
+            // border, and its customers count under the station of the ticket whose crew
+            // repairs it. `reliability` then keeps the stations asked about.
+            let interruptions: Vec<Interruption> =
+                reliability::interruptions_from_tickets(inner.engine.tickets(), config);
             (interruptions, served, inner.horizon.clone())
         };
         Self::visible(horizon).await?;

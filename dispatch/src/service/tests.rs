@@ -551,6 +551,68 @@ async fn walk(dispatcher: &Dispatcher, id: &TicketId, steps: Vec<TicketCommand>)
     }
 }
 
+/// An incident whose repeat call came from across a station's border counts whole under the
+/// station of the ticket whose crew repairs it: the stations' reports add up to the region's.
+#[tokio::test]
+async fn an_incident_across_a_station_border_counts_under_its_first_reports_station() {
+    use crate::reports::{ReliabilityConfig, Window};
+    let clock = Arc::new(ManualClock::new(T0));
+    let stations = engine(8).stations().to_vec();
+    let (west, east) = (&stations[0], &stations[1]);
+    assert_eq!(
+        west.location.lat(),
+        east.location.lat(),
+        "neighbours on one row"
+    );
+    let border = (west.location.lon() + east.location.lon()) / 2.0;
+    let (dispatcher, mut report) = dispatcher(memory_store(), clock.clone(), 8).await;
+    report.category = FaultCategory::NoPower;
+    let create = |lon: f64, phone: &str| {
+        let mut call = report.clone();
+        call.location = LatLon::new(west.location.lat(), lon).unwrap();
+        call.caller.phone = phone.into();
+        let dispatcher = &dispatcher;
+        async move {
+            dispatcher
+                .create_ticket(&Principal::Agent, call, None)
+                .await
+                .unwrap()
+                .ticket
+        }
+    };
+    // About 50 m either side of the border: one fault, two stations.
+    let first = create(border - 0.0005, "13900000001").await;
+    let repeat = create(border + 0.0005, "13900000002").await;
+    assert_eq!((&first.station, &repeat.station), (&west.id, &east.id));
+    assert_eq!(repeat.state, TicketState::Merged);
+    clock.advance_minutes(10);
+    walk(
+        &dispatcher,
+        &first.id,
+        vec![
+            TicketCommand::Acknowledge,
+            TicketCommand::Depart,
+            TicketCommand::Arrive { location: None },
+            TicketCommand::Restore { cause: None },
+        ],
+    )
+    .await;
+    let window = Window::new(T0, Timestamp::from_millis(T0.as_millis() + 86_400_000)).unwrap();
+    let interrupted = |station: Option<StationId>| {
+        let dispatcher = &dispatcher;
+        async move {
+            dispatcher
+                .reliability(window, station.as_ref(), &ReliabilityConfig::default())
+                .await
+                .unwrap()
+                .customers_interrupted
+        }
+    };
+    assert_eq!(interrupted(None).await, 2);
+    assert_eq!(interrupted(Some(west.id.clone())).await, 2);
+    assert_eq!(interrupted(Some(east.id.clone())).await, 0);
+}
+
 fn order() -> WorkOrderReturn {
     WorkOrderReturn {
         fault_class: FaultClass::LowVoltage,
