@@ -3,10 +3,27 @@
 use geo::{Distance, Haversine, Point};
 use serde::{Deserialize, Serialize};
 
+/// Read from stored events and files through [`LatLon::new`] too: a point out of range
+/// never gets in, whatever wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "UncheckedLatLon")]
 pub struct LatLon {
     lat: f64,
     lon: f64,
+}
+
+#[derive(Deserialize)]
+struct UncheckedLatLon {
+    lat: f64,
+    lon: f64,
+}
+
+impl TryFrom<UncheckedLatLon> for LatLon {
+    type Error = LocationError;
+
+    fn try_from(point: UncheckedLatLon) -> Result<Self, LocationError> {
+        LatLon::new(point.lat, point.lon)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -60,6 +77,22 @@ mod tests {
             LatLon::new(23.0, f64::INFINITY),
             Err(LocationError::Longitude)
         );
+    }
+
+    #[test]
+    fn deserializing_checks_the_range_as_new_does() {
+        let point: LatLon = serde_json::from_str(r#"{"lat": 23.1, "lon": 114.4}"#).unwrap();
+        assert_eq!(point, LatLon::new(23.1, 114.4).unwrap());
+        for bad in [
+            r#"{"lat": 91.0, "lon": 114.4}"#,
+            r#"{"lat": 23.1, "lon": -180.5}"#,
+        ] {
+            let refused = serde_json::from_str::<LatLon>(bad).unwrap_err();
+            assert!(
+                refused.to_string().contains("must be a finite number"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]
