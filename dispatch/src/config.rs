@@ -468,10 +468,18 @@ impl DevTokens {
             path: path.clone(),
             source,
         };
+        let invalid = |why: String| {
+            fail(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{why}; delete the file to have new tokens made at the next start"),
+            ))
+        };
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let tokens: DevTokens = serde_json::from_slice(&bytes)
-                    .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+                let tokens: DevTokens = serde_json::from_slice(&bytes).map_err(|e| {
+                    invalid(format!("not the token file this service writes ({e})"))
+                })?;
+                tokens.check().map_err(invalid)?;
                 return Ok((path, tokens));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -486,8 +494,37 @@ impl DevTokens {
         let mut text = serde_json::to_vec_pretty(&tokens)
             .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
         text.push(b'\n');
-        write_private(&path, &text).map_err(fail)?;
-        Ok((path, tokens))
+        match write_private(&path, &text) {
+            Ok(()) => Ok((path, tokens)),
+            // Another process started on the same directory made it first: use its tokens.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Self::load_or_create(data_dir)
+            }
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    /// Tokens anyone could guess, or one token for two roles, are refused.
+    fn check(&self) -> Result<(), String> {
+        let roles = [
+            ("agent", &self.agent),
+            ("supervisor", &self.supervisor),
+            ("admin", &self.admin),
+        ];
+        for (role, token) in roles {
+            if token.trim().chars().count() < MIN_TOKEN_CHARS {
+                return Err(format!(
+                    "the {role} token is shorter than {MIN_TOKEN_CHARS} characters"
+                ));
+            }
+        }
+        if self.agent == self.supervisor
+            || self.agent == self.admin
+            || self.supervisor == self.admin
+        {
+            return Err("two roles share one token".into());
+        }
+        Ok(())
     }
 
     pub fn token_configs(&self) -> Vec<TokenConfig> {
@@ -514,19 +551,23 @@ pub fn random_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Creates `path` readable by its owner only; refuses to overwrite.
+/// Creates `path` readable by its owner only, whole or not at all (a crash halfway must not
+/// leave an empty file that stops every later start); refuses to overwrite.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".dev-tokens").suffix(".tmp");
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+    let mut file = builder.tempfile_in(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.as_file().sync_all()?;
+    // `persist_noclobber` links the finished file into place, failing if one is there.
+    file.persist_noclobber(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
@@ -757,6 +798,39 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// A file left empty or edited into something unsafe stops the start with a message that
+    /// says how to get going again.
+    #[test]
+    fn a_damaged_or_weak_dev_token_file_is_refused_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DEV_TOKEN_FILE);
+        let strong = "0123456789abcdef0123";
+        for (content, why) in [
+            (String::new(), "not the token file"),
+            (
+                format!(r#"{{"agent": "short", "supervisor": "{strong}1", "admin": "{strong}2"}}"#),
+                "agent token is shorter",
+            ),
+            (
+                format!(
+                    r#"{{"agent": "{strong}", "supervisor": "{strong}", "admin": "{strong}2"}}"#
+                ),
+                "two roles share one token",
+            ),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            let refused = DevTokens::load_or_create(dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(refused.contains(why), "{refused}");
+            assert!(refused.contains("delete the file"), "{refused}");
+        }
+        std::fs::remove_file(&path).unwrap();
+        assert!(DevTokens::load_or_create(dir.path()).is_ok());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary file is left behind");
     }
 
     #[test]
