@@ -1,6 +1,7 @@
 //! The report endpoints over real HTTP: deadline compliance and reliability indices of a
 //! ticket walked through its life on a manual clock, the estimated restoration time, and the
-//! query errors (missing or bad times, empty windows, unknown stations, wrong roles).
+//! query errors (bad times, empty windows, unknown stations, wrong roles) and the default
+//! window.
 
 // Tests: a panic is a failed test, and helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -212,9 +213,8 @@ async fn bad_report_queries_are_refused() {
     let ok = "from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z";
     for path in ["/v1/sla/summary", "/v1/reliability"] {
         for (query, expected, code) in [
-            ("", StatusCode::BAD_REQUEST, "invalid_query"),
             (
-                "from=2026-01-01T00:00:00Z",
+                "from=2999-01-01T00:00:00Z",
                 StatusCode::BAD_REQUEST,
                 "invalid_query",
             ),
@@ -258,6 +258,17 @@ async fn bad_report_queries_are_refused() {
         let (status, body) = app.get(&format!("{path}?{ok}"), ADMIN).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
+    // Without times, the last 24 hours up to now.
+    for path in ["/v1/sla/summary", "/v1/reliability"] {
+        let (status, body) = app.get(path, SUPERVISOR).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+    let (_, r) = app.get("/v1/reliability", SUPERVISOR).await;
+    assert_eq!(r["period_hours"], 24.0, "{r}");
+    let (_, r) = app
+        .get("/v1/reliability?to=2026-01-02T00:00:00Z", SUPERVISOR)
+        .await;
+    assert_eq!(r["period_hours"], 24.0, "{r}");
     // Both are in the OpenAPI document.
     let (_, doc) = send(app.request(reqwest::Method::GET, "/openapi.json", None)).await;
     assert!(doc["paths"]["/v1/sla/summary"]["get"].is_object());

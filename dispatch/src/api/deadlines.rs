@@ -108,11 +108,12 @@ const MAX_LIMIT: usize = 500;
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReassignmentParams {
-    /// Start of the period, inclusive (RFC 3339 with an offset).
-    #[param(required = true, format = DateTime)]
+    /// Start of the period, inclusive (RFC 3339 with an offset); a day before `to` when
+    /// absent.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// End of the period, exclusive.
-    #[param(required = true, format = DateTime)]
+    /// End of the period, exclusive. Now when absent.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Items listed, 1 to 500 (default 50); the counts cover the whole period.
     #[param(value_type = Option<usize>)]
@@ -190,7 +191,7 @@ pub async fn reassignments(
     QueryOf(params): QueryOf<ReassignmentParams>,
 ) -> Result<Json<ReassignmentList>, ApiError> {
     who.require(Action::ReadReports)?;
-    let window = parse_window(&params.from, &params.to)?;
+    let window = parse_window(&params.from, &params.to, app.dispatcher.now())?;
     let limit = super::extract::page_limit(params.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?;
     let found = app.dispatcher.reassignments(window).await?;
     let rejected = found

@@ -150,11 +150,11 @@ pub async fn service_areas(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FaultCellParams {
-    /// Reports made from (inclusive; RFC 3339 with an offset).
-    #[param(required = true, format = DateTime)]
+    /// Reports made from (inclusive; RFC 3339 with an offset); a day before `to` when absent.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// Reports made before (exclusive).
-    #[param(required = true, format = DateTime)]
+    /// Reports made before (exclusive); now when absent.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// H3 resolution, 5 to 9; 7 (cells of about 5 km²) when absent.
     #[param(value_type = Option<u8>)]
@@ -203,7 +203,7 @@ pub async fn fault_cells(
     QueryOf(params): QueryOf<FaultCellParams>,
 ) -> Result<Json<FaultCellCollection>, ApiError> {
     who.require(Action::ReadReports)?;
-    let window = parse_window(&params.from, &params.to)?;
+    let window = parse_window(&params.from, &params.to, app.dispatcher.now())?;
     let bad_resolution = || {
         ApiError::InvalidQuery(format!(
             "resolution: a whole number from {} to {}",

@@ -21,11 +21,12 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ReportParams {
-    /// Start of the period, inclusive (RFC 3339 with an offset).
-    #[param(required = true, format = DateTime)]
+    /// Start of the period, inclusive (RFC 3339 with an offset); a day before `to` when
+    /// absent.
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// End of the period, exclusive; after `from`.
-    #[param(required = true, format = DateTime)]
+    /// End of the period, exclusive; after `from`. Now when absent.
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Only this station; the whole region when absent.
     station_id: Option<String>,
@@ -37,28 +38,36 @@ struct Query {
     station: Option<StationId>,
 }
 
-/// The `[from, to)` of a query: both required, RFC 3339 with an offset, `from` first.
-pub(super) fn parse_window(from: &Option<String>, to: &Option<String>) -> Result<Window, ApiError> {
-    let time = |name: &str, value: &Option<String>| -> Result<Timestamp, ApiError> {
-        let text = value
-            .as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| ApiError::InvalidQuery(format!("{name}: required")))?;
-        parse_rfc3339(name, text).map_err(|_| {
+/// How far back a window reaches when the query does not say where it starts.
+const DEFAULT_WINDOW_MS: i64 = 24 * 3_600_000;
+
+/// The `[from, to)` of a query, RFC 3339 with an offset, `from` first. Either may be left
+/// out: `to` is then `now`, and `from` a day before `to` (a supervisor's "the last 24 h").
+pub(super) fn parse_window(
+    from: &Option<String>,
+    to: &Option<String>,
+    now: Timestamp,
+) -> Result<Window, ApiError> {
+    let time = |name: &str, value: &Option<String>| -> Result<Option<Timestamp>, ApiError> {
+        let Some(text) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        parse_rfc3339(name, text).map(Some).map_err(|_| {
             ApiError::InvalidQuery(format!(
                 "{name}: must be an RFC 3339 time with an offset, e.g. 2025-06-01T00:00:00Z"
             ))
         })
     };
-    let from = time("from", from)?;
-    let to = time("to", to)?;
+    let to = time("to", to)?.unwrap_or(now);
+    let from = time("from", from)?.unwrap_or_else(|| {
+        Timestamp::from_millis(to.as_millis().saturating_sub(DEFAULT_WINDOW_MS))
+    });
     Window::new(from, to).map_err(|e| ApiError::InvalidQuery(format!("from, to: {e}")))
 }
 
 impl ReportParams {
-    fn parse(&self) -> Result<Query, ApiError> {
-        let window = parse_window(&self.from, &self.to)?;
+    fn parse(&self, now: Timestamp) -> Result<Query, ApiError> {
+        let window = parse_window(&self.from, &self.to, now)?;
         let station = self
             .station_id
             .as_deref()
@@ -220,7 +229,7 @@ pub async fn sla_summary(
     QueryOf(params): QueryOf<ReportParams>,
 ) -> Result<Json<SlaSummaryOut>, ApiError> {
     who.require(Action::ReadReports)?;
-    let query = params.parse()?;
+    let query = params.parse(app.dispatcher.now())?;
     let summary = app
         .dispatcher
         .sla_summary(query.window, query.station.as_ref())
@@ -274,7 +283,7 @@ pub async fn reliability(
     QueryOf(params): QueryOf<ReportParams>,
 ) -> Result<Json<ReliabilityOut>, ApiError> {
     who.require(Action::ReadReports)?;
-    let query = params.parse()?;
+    let query = params.parse(app.dispatcher.now())?;
     let settings = app.dispatcher.report_settings();
     let r = app
         .dispatcher

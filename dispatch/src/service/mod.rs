@@ -555,6 +555,11 @@ impl Dispatcher {
     }
 
     /// How long a write may take before it counts as failed.
+    /// The service's clock: what "now" is for a request's defaults.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     pub fn write_timeout(&self) -> Duration {
         self.options.write_timeout
     }
