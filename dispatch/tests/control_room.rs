@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 mod reads {
     use super::*;
     use dispatch::api::wire::rfc3339;
-    use dispatch::config::ServerConfig;
     use dispatch::domain::Timestamp;
     use dispatch::service::{Clock, ManualClock, SystemClock};
     use geo::{Contains, Coord, LineString, Point, Polygon};
@@ -101,8 +100,7 @@ mod reads {
     /// A service on a clock the test moves, with one ticket reported at the station.
     async fn one_ticket_on_a_manual_clock() -> (TestApp, Arc<ManualClock>, Value) {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app =
-            TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+        let app = TestApp::spawn_on_clock(clock.clone()).await;
         let ticket = app
             .create(report_at(STATION_LAT, STATION_LON, "no_power"))
             .await;
@@ -197,8 +195,7 @@ mod reads {
     #[tokio::test]
     async fn reassignments_say_who_lost_which_job_and_why() {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let app =
-            TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+        let app = TestApp::spawn_on_clock(clock.clone()).await;
         let window = around(clock.now());
         let first = app.create(report()).await;
         let rejecting = first["crew_id"].as_str().unwrap().to_owned();

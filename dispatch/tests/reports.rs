@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use dispatch::api::wire::rfc3339;
-use dispatch::config::ServerConfig;
 use dispatch::domain::Timestamp;
 use dispatch::reports::EtrConfig;
 use dispatch::service::{Clock, ManualClock, SystemClock, TicketFilter};
@@ -31,7 +30,7 @@ fn stage<'a>(summary: &'a Value, name: &str) -> &'a Value {
 async fn app_on_a_manual_clock() -> (Timestamp, Arc<ManualClock>, TestApp) {
     let start = SystemClock.now();
     let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(FaultyStore::new(), clock.clone(), ServerConfig::default()).await;
+    let app = TestApp::spawn_on_clock(clock.clone()).await;
     (start, clock, app)
 }
 

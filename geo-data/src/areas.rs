@@ -439,6 +439,7 @@ mod tests {
             Coord { x: 25.0, y: 5.0 },
         ];
         let areas = partition_district("d", &d, &sites).unwrap();
+        assert_eq!(areas.len(), sites.len());
         for (area, site) in areas.iter().zip(sites) {
             assert!((area.unsigned_area() - 100.0).abs() < 1e-6, "{area:?}");
             assert!(area.intersects(&Point(site)));

@@ -144,7 +144,6 @@ fn no_ticket_is_reached_sooner_than_its_lower_bound() {
         assert!(arrived > 50, "{policy}: only {arrived} arrivals");
         let r = PolicyReport::of(&outcome);
         assert!(r.in_time.all.met <= r.bound_in_time.all.met);
-        assert_eq!(r.in_time.all.due, r.bound_in_time.all.due);
         assert!(r.mean_arrival >= r.bound_mean_arrival);
         assert!(r.p90_arrival >= r.bound_p90_arrival);
         assert!(r.mean_restoration >= r.bound_mean_restoration);

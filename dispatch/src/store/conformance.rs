@@ -6,8 +6,8 @@
 use super::{Batch, CrewTokenRecord, Durability, IdempotencyRecord, Recovered, Store};
 use crate::domain::{
     Actor, AreaClass, Callback, Caller, CrewId, DeclineReason, Event, EventKind, FaultCategory,
-    FaultClass, FaultReport, IncidentId, LatLon, Ownership, Priority, StationId, StormReason,
-    TicketId, Timestamp, WorkOrderReturn,
+    FaultClass, FaultReport, IncidentId, LatLon, Ownership, Priority, SlaStage, StationId,
+    StormReason, TicketId, Timestamp, WarnLevel, WorkOrderReturn,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -679,6 +679,21 @@ pub fn every_kind_of_event() -> Vec<Event> {
             },
         ),
         (
+            Actor::System,
+            EventKind::SlaWarning {
+                ticket: t(),
+                stage: SlaStage::Arrive,
+                level: WarnLevel::from_fraction(0.8).unwrap_or_else(|| unreachable!()),
+            },
+        ),
+        (
+            Actor::System,
+            EventKind::SlaBreached {
+                ticket: t(),
+                stage: SlaStage::Restore,
+            },
+        ),
+        (
             crew(),
             EventKind::CrewDuty {
                 crew: c(),
@@ -706,6 +721,22 @@ pub fn every_kind_of_event() -> Vec<Event> {
                 on: false,
                 reason: StormReason::Supervisor,
                 queued: 3,
+            },
+        ),
+        (
+            Actor::System,
+            EventKind::StormMode {
+                on: false,
+                reason: StormReason::QueueDrained,
+                queued: 0,
+            },
+        ),
+        (
+            Actor::Supervisor,
+            EventKind::StormMode {
+                on: false,
+                reason: StormReason::Automatic,
+                queued: 7,
             },
         ),
     ];

@@ -1019,6 +1019,7 @@ mod tests {
     fn every_kind_of_event_encodes_and_is_indexed_under_its_ticket() {
         let events = conformance::every_kind_of_event();
         let encoded = Encoded::new(conformance::events_batch(events.clone())).unwrap();
+        assert_eq!(encoded.events.len(), events.len());
         for ((ticket, bytes), event) in encoded.events.iter().zip(&events) {
             assert_eq!(ticket.as_ref(), event.kind.ticket());
             assert_eq!(&decode(0, bytes).unwrap(), event);

@@ -238,13 +238,41 @@ impl TestApp {
         app
     }
 
-    /// Runs the service on a store and clock of the test's choosing.
+    /// Runs the service on a store and clock of the test's choosing. The store is the
+    /// test's (an in-memory one that fails on demand, say), so such a test runs on it
+    /// whichever backend the suite tests; [`TestApp::spawn_on_clock`] follows the backend.
     pub async fn spawn_with(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         server: ServerConfig,
     ) -> Self {
-        let place = DataPlace::embedded();
+        Self::spawn_recovered(DataPlace::embedded(), store, clock, server).await
+    }
+
+    /// Runs the service on the backend this run of the suite tests (`DISPATCH_TEST_STORE`),
+    /// on a clock of the test's choosing.
+    pub async fn spawn_on_clock(clock: Arc<dyn Clock>) -> Self {
+        let place = DataPlace::new();
+        let config = Self::config(&place);
+        let store: Arc<dyn Store> = if place.on_redis() {
+            let options = dispatch::redis_options(&config).expect("the Redis options");
+            Arc::new(
+                dispatch::store::redis::RedisStore::open(options)
+                    .await
+                    .expect("the test's Redis opens"),
+            )
+        } else {
+            Arc::new(EmbeddedStore::open(&config.store.path).expect("the store opens"))
+        };
+        Self::spawn_recovered(place, store, clock, ServerConfig::default()).await
+    }
+
+    async fn spawn_recovered(
+        place: DataPlace,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        server: ServerConfig,
+    ) -> Self {
         let config = Self::config(&place);
         let dispatcher = Arc::new(
             dispatch::recover(&config, store, clock)
