@@ -195,6 +195,23 @@ pub async fn recover(
     .map_err(ServeError::Recovery)
 }
 
+/// How long an idle connection waits before the kernel probes its peer, how often it
+/// probes and how many unanswered probes end it: a crew's phone that left the network
+/// without closing its connections (no signal, battery out) is let go within about two
+/// minutes of silence instead of holding a task and a file descriptor for ever.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
+
+/// Sets TCP keepalive on an accepted connection.
+pub fn tune_connection(connection: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(connection).set_tcp_keepalive(&keepalive)
+}
+
 /// Serves a recovered dispatcher until `shutdown` resolves, then closes its store: the
 /// second half of [`run`].
 pub async fn serve(
@@ -236,6 +253,11 @@ pub async fn serve(
     });
 
     tracing::info!(addr = %listener.local_addr()?, "listening");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |connection| {
+        if let Err(error) = tune_connection(connection) {
+            tracing::debug!(%error, "cannot set TCP keepalive on a connection");
+        }
+    });
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let streams = dispatcher.clone();
     let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -343,5 +365,20 @@ mod tests {
             6,
             "one run at once, then one every second"
         );
+    }
+
+    #[tokio::test]
+    async fn an_accepted_connection_probes_a_silent_peer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&accepted);
+        assert!(!socket.keepalive().unwrap());
+        tune_connection(&accepted).unwrap();
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
     }
 }

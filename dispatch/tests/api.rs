@@ -1198,6 +1198,41 @@ async fn a_backup_that_cannot_be_written_is_a_503_and_the_store_goes_on() {
     assert_eq!(status, StatusCode::OK);
 }
 
+/// Every accepted connection has the kernel's keepalive timer running once idle (Linux's
+/// `/proc/net/tcp` shows timer 2 on it), so a phone that vanished is let go.
+#[tokio::test]
+async fn an_idle_connection_has_the_keepalive_timer_running() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let mut client = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mine = client.local_addr().unwrap().port();
+    client
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let read = client.read(&mut answer).await.unwrap();
+    assert!(answer[..read].starts_with(b"HTTP/1.1 200"));
+    // The service's end: local port the service's, remote port this client's.
+    let wanted = format!(":{:04X} ", app.addr.port());
+    let peer = format!(":{mine:04X} ");
+    let mut timer = None;
+    for _ in 0..50 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        timer = table.lines().skip(1).find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote) = (format!("{} ", fields[1]), format!("{} ", fields[2]));
+            (local.ends_with(&wanted) && remote.ends_with(&peer))
+                .then(|| fields[5].split(':').next().unwrap_or("").to_owned())
+        });
+        if timer.as_deref() == Some("02") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(timer.as_deref(), Some("02"), "the keepalive timer");
+}
+
 #[tokio::test]
 async fn a_revoked_crew_token_opens_nothing_from_the_answer_on_even_after_a_restart() {
     let app = TestApp::spawn().await;
