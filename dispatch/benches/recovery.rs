@@ -152,6 +152,7 @@ fn decisions(region: &Region, target: usize, seed: u64) -> Vec<Decision> {
                     cause: "熔断器老化".into(),
                     ownership: Ownership::Utility,
                     resolution: Some("更换熔断器".into()),
+                    outage_cause: dispatch::domain::OutageCause::Fault,
                 })),
                 TicketState::Returned => Some((
                     TicketCommand::Close(Callback {

@@ -868,6 +868,7 @@ impl Job {
                 cause: cause.to_owned(),
                 ownership,
                 resolution: Some(resolution.to_owned()),
+                outage_cause: crate::domain::OutageCause::Fault,
             });
             if !step(&d, &me, &self.ticket, order).await {
                 return;

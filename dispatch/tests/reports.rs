@@ -206,6 +206,50 @@ async fn an_open_ticket_has_an_estimated_restoration_time() {
     assert!(created.get("etr").is_none());
 }
 
+/// A crew that returns the order of an outage a third party caused says so; the report then
+/// gives RS-2 (without external causes) beside RS-1, and the count per cause.
+#[tokio::test]
+async fn an_outage_returned_as_externally_caused_is_left_out_of_rs_2() {
+    let (start, clock, app) = app_on_a_manual_clock().await;
+    let ticket = app
+        .create(report_at(STATION_LAT, STATION_LON, "area_outage"))
+        .await;
+    let token = app.crew_token_of(&ticket).await;
+    app.walk(&ticket, &token, &["ack", "depart", "arrive"])
+        .await;
+    clock.advance_minutes(90);
+    app.walk(&ticket, &token, &["restore"]).await;
+    let path = format!("/v1/tickets/{}/return", id(&ticket));
+    let order = |cause: &str| {
+        serde_json::json!({"fault_class": "high_voltage", "cause": "excavator cut the cable",
+            "ownership": "utility", "outage_cause": cause})
+    };
+    let (status, body) = app.post(&path, &token, order("typhoon")).await;
+    assert_eq!(
+        error_code(status, &body, StatusCode::BAD_REQUEST),
+        "invalid_field"
+    );
+    let (status, body) = app.post(&path, &token, order("external")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, read) = app
+        .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)
+        .await;
+    assert_eq!(read["work_order"]["outage_cause"], "external", "{read}");
+
+    let from = rfc3339(start);
+    let to = rfc3339(Timestamp::from_millis(start.as_millis() + 86_400_000));
+    let (_, r) = app
+        .get(&format!("/v1/reliability?from={from}&to={to}"), SUPERVISOR)
+        .await;
+    assert!(r["rs"].as_f64().unwrap() < 1.0, "{r}");
+    assert_eq!(r["rs_excluding_external"], 1.0, "{r}");
+    assert_eq!(r["rs_excluding_supply_limit"], r["rs"], "{r}");
+    assert_eq!(
+        r["interruptions_by_cause"],
+        serde_json::json!({"fault": 0, "planned": 0, "external": 1, "supply_limit": 0})
+    );
+}
+
 #[tokio::test]
 async fn bad_report_queries_are_refused() {
     let app = TestApp::spawn().await;

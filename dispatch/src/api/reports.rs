@@ -8,7 +8,7 @@ use super::V1Errors;
 use super::error::ApiError;
 use super::extract::{QueryOf, Who};
 use super::wire::{AreaClassWire, parse_rfc3339, rfc3339};
-use crate::domain::{SlaStage, StationId, Timestamp};
+use crate::domain::{OutageCause, SlaStage, StationId, Timestamp};
 use crate::reports::Window;
 use crate::reports::sla::StageCounts;
 use crate::service::Action;
@@ -180,6 +180,35 @@ pub struct SlaSummaryOut {
     pub arrival_average: Vec<ArrivalAverageOut>,
 }
 
+/// Counted interruptions per outage cause.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InterruptionsByCause {
+    pub fault: u64,
+    pub planned: u64,
+    pub external: u64,
+    pub supply_limit: u64,
+}
+
+impl From<[(OutageCause, u64); 4]> for InterruptionsByCause {
+    fn from(counts: [(OutageCause, u64); 4]) -> Self {
+        let mut out = Self {
+            fault: 0,
+            planned: 0,
+            external: 0,
+            supply_limit: 0,
+        };
+        for (cause, count) in counts {
+            *match cause {
+                OutageCause::Fault => &mut out.fault,
+                OutageCause::Planned => &mut out.planned,
+                OutageCause::External => &mut out.external,
+                OutageCause::SupplyLimit => &mut out.supply_limit,
+            } += count;
+        }
+        out
+    }
+}
+
 /// Reliability indices over `[from, to)` from the incidents restored in it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReliabilityOut {
@@ -196,8 +225,15 @@ pub struct ReliabilityOut {
     pub caidi_minutes: Option<f64>,
     /// 时户数: Σ r_i N_i in hours.
     pub customer_hours_interrupted: f64,
-    /// 1 − customer-hours interrupted / (customers served × hours in the period).
+    /// RS-1: 1 − customer-hours interrupted / (customers served × hours in the period).
     pub rs: Option<f64>,
+    /// RS-2 (DL/T 836.1): RS leaving out interruptions whose order gave an `external` cause.
+    pub rs_excluding_external: Option<f64>,
+    /// RS-3: RS leaving out load shed for a shortage of supply (`supply_limit`).
+    pub rs_excluding_supply_limit: Option<f64>,
+    /// Interruptions counted in the period per cause the returned orders gave (`fault`
+    /// until returned).
+    pub interruptions_by_cause: InterruptionsByCause,
     /// N_T.
     pub customers_served: u64,
     /// Σ N_i, a customer counted once in overlapping interruptions.
@@ -300,6 +336,9 @@ pub async fn reliability(
         caidi_minutes: r.caidi_minutes,
         customer_hours_interrupted: r.customer_hours_interrupted,
         rs: r.rs,
+        rs_excluding_external: r.rs_excluding_external,
+        rs_excluding_supply_limit: r.rs_excluding_supply_limit,
+        interruptions_by_cause: r.by_cause.into(),
         customers_served: r.customers_served,
         customers_interrupted: r.customers_interrupted,
         customer_minutes_interrupted: r.customer_minutes_interrupted,

@@ -6,8 +6,8 @@ use super::error::ApiError;
 use crate::datum::{self, Datum};
 use crate::domain::{
     Actor, AreaClass, Callback, Caller, Crew, CrewStatus, DeclineReason, Event, EventKind,
-    FaultCategory, FaultClass, FaultReport, LatLon, Ownership, Priority, Skill, Station, Ticket,
-    TicketCommand, TicketState, Timestamp, WorkOrderReturn,
+    FaultCategory, FaultClass, FaultReport, LatLon, OutageCause, Ownership, Priority, Skill,
+    Station, Ticket, TicketCommand, TicketState, Timestamp, WorkOrderReturn,
 };
 use crate::engine::{DispatchPolicy, StormSwitch};
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,11 @@ wire_enum!(FaultClassWire <=> FaultClass {
     HighVoltage, LowVoltage, PowerQuality, CustomerInternal, NonElectrical, Metering,
 });
 wire_enum!(OwnershipWire <=> Ownership { Utility, Customer });
+wire_enum!(
+    /// Why supply was lost, as reliability statistics class it: `fault` (the utility's
+    /// network), `planned` work, `external` influence, `supply_limit` (load shed).
+    OutageCauseWire <=> OutageCause { Fault, Planned, External, SupplyLimit }
+);
 wire_enum!(
     /// A ticket's state, in the order of the work; also `cancelled` and `merged`.
     TicketStateWire <=> TicketState {
@@ -283,6 +288,8 @@ pub struct ReturnRequest {
     pub cause: String,
     pub ownership: OwnershipWire,
     pub resolution: Option<String>,
+    /// `fault` when absent: what a repair job usually is.
+    pub outage_cause: Option<OutageCauseWire>,
 }
 
 impl ReturnRequest {
@@ -294,6 +301,7 @@ impl ReturnRequest {
             cause: self.cause,
             ownership: self.ownership.into(),
             resolution: self.resolution,
+            outage_cause: self.outage_cause.map(Into::into).unwrap_or_default(),
         })
     }
 }
@@ -541,6 +549,7 @@ pub struct WorkOrderOut {
     pub cause: String,
     pub ownership: OwnershipWire,
     pub resolution: Option<String>,
+    pub outage_cause: OutageCauseWire,
 }
 
 /// One step of a ticket's life.
@@ -698,6 +707,7 @@ impl TicketDetail {
                 cause: o.cause.clone(),
                 ownership: o.ownership.into(),
                 resolution: o.resolution.clone(),
+                outage_cause: o.outage_cause.into(),
             }),
             callback: ticket.callback.as_ref().map(|c| CallbackWire {
                 satisfied: c.satisfied,

@@ -163,6 +163,33 @@ pub enum Ownership {
     Customer,
 }
 
+/// Why supply was lost, as reliability statistics class it (DL/T 836.1): kept with each
+/// order so that indices with exclusions can be derived (RS-2 leaves out external causes,
+/// RS-3 a shortage of system supply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutageCause {
+    /// A fault of the utility's network: what a repair ticket usually is.
+    #[default]
+    Fault,
+    /// Planned work (预安排停电) the caller did not know of.
+    Planned,
+    /// Outside influence: a third party's excavator, a vehicle, a typhoon's debris from
+    /// outside the corridor (外部影响).
+    External,
+    /// Load shed for a shortage of system supply (系统电源不足限电).
+    SupplyLimit,
+}
+
+impl OutageCause {
+    pub const ALL: [OutageCause; 4] = [
+        OutageCause::Fault,
+        OutageCause::Planned,
+        OutageCause::External,
+        OutageCause::SupplyLimit,
+    ];
+}
+
 /// The crew's return of the work order (回单): it cannot be returned without these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkOrderReturn {
@@ -170,6 +197,9 @@ pub struct WorkOrderReturn {
     pub cause: String,
     pub ownership: Ownership,
     pub resolution: Option<String>,
+    /// Orders stored before the cause was kept read as faults.
+    #[serde(default)]
+    pub outage_cause: OutageCause,
 }
 
 /// What the customer said at the callback (回访).

@@ -14,7 +14,8 @@ mod time;
 pub use crew::{Crew, CrewStatus, SkillSet};
 pub use event::{Actor, Event, EventKind, StormReason};
 pub use fault::{
-    Callback, FaultCategory, FaultClass, MergeGroup, Ownership, Priority, WorkOrderReturn,
+    Callback, FaultCategory, FaultClass, MergeGroup, OutageCause, Ownership, Priority,
+    WorkOrderReturn,
 };
 pub use geo_data::format::{AreaClass, Skill};
 pub use ids::{CrewId, IncidentId, StationId, TicketId};

@@ -611,6 +611,7 @@ mod tests {
             cause: "fuse".into(),
             ownership: Ownership::Utility,
             resolution: None,
+            outage_cause: crate::domain::OutageCause::Fault,
         }
     }
 

@@ -452,6 +452,7 @@ fn with_no_crew_free_tickets_wait_and_are_served_by_priority() {
                     cause: "fuse".into(),
                     ownership: Ownership::Utility,
                     resolution: None,
+                    outage_cause: crate::domain::OutageCause::Fault,
                 }),
             },
             as_crew,
@@ -870,6 +871,7 @@ fn a_stage_that_stops_in_time_drops_its_checkpoints() {
             cause: "fuse".into(),
             ownership: Ownership::Utility,
             resolution: None,
+            outage_cause: crate::domain::OutageCause::Fault,
         }),
         125,
     );
@@ -1106,6 +1108,7 @@ fn finish(engine: &mut Engine, ticket: &str, at: i64) -> Vec<Event> {
             cause: "fuse".into(),
             ownership: Ownership::Utility,
             resolution: None,
+            outage_cause: crate::domain::OutageCause::Fault,
         }),
     ] {
         events.extend(
@@ -1392,6 +1395,7 @@ fn ticket_command(i: usize) -> TicketCommand {
             cause: "fuse".into(),
             ownership: Ownership::Utility,
             resolution: None,
+            outage_cause: crate::domain::OutageCause::Fault,
         }),
         6 => TicketCommand::Close(Callback {
             satisfied: true,

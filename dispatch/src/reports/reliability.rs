@@ -48,7 +48,7 @@
 
 use super::Window;
 use crate::domain::{
-    FaultCategory, FaultClass, Ownership, StationId, Ticket, TicketState, Timestamp,
+    FaultCategory, FaultClass, OutageCause, Ownership, StationId, Ticket, TicketState, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -136,6 +136,8 @@ pub struct Interruption {
     pub phone: Option<String>,
     /// Why the interruption is left out of the indices, if it is.
     pub excluded: Option<Exclusion>,
+    /// As the returned work order classes it; `fault` until it is returned.
+    pub cause: OutageCause,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +188,7 @@ pub fn interruptions_from_tickets<'a>(
                     customers: 1,
                     phone: None,
                     excluded: Some(Exclusion::CustomerSide),
+                    cause: OutageCause::Fault,
                 });
             }
             continue;
@@ -208,6 +211,10 @@ pub fn interruptions_from_tickets<'a>(
             customers,
             phone,
             excluded: customer_side.then_some(Exclusion::CustomerSide),
+            cause: lead
+                .order
+                .as_ref()
+                .map_or_else(OutageCause::default, |o| o.outage_cause),
         });
     }
     out
@@ -234,12 +241,49 @@ pub struct ReliabilityReport {
     pub saidi_minutes: Option<f64>,
     /// `None` when no customer was interrupted.
     pub caidi_minutes: Option<f64>,
+    /// RS-1: every counted interruption.
     pub rs: Option<f64>,
+    /// RS-2: leaving out interruptions of `external` cause.
+    pub rs_excluding_external: Option<f64>,
+    /// RS-3: leaving out interruptions of `supply_limit` cause.
+    pub rs_excluding_supply_limit: Option<f64>,
+    /// Interruptions restored in the window and counted (not the customer's own, not of
+    /// another station), per cause, in [`OutageCause::ALL`] order; before one customer's
+    /// overlapping interruptions are merged.
+    pub by_cause: [(OutageCause, u64); 4],
 }
 
 /// Computes the indices over `window` for the stations in `served` (station → customers).
 /// Interruptions of other stations are ignored.
 pub fn reliability(
+    interruptions: &[Interruption],
+    served: &HashMap<StationId, u64>,
+    window: Window,
+    config: &ReliabilityConfig,
+) -> ReliabilityReport {
+    let without = |cause: OutageCause| {
+        let kept: Vec<Interruption> = interruptions
+            .iter()
+            .filter(|i| i.cause != cause)
+            .cloned()
+            .collect();
+        indices(&kept, served, window, config).rs
+    };
+    let mut report = indices(interruptions, served, window, config);
+    report.rs_excluding_external = without(OutageCause::External);
+    report.rs_excluding_supply_limit = without(OutageCause::SupplyLimit);
+    for (cause, count) in &mut report.by_cause {
+        *count = interruptions
+            .iter()
+            .filter(|i| i.cause == *cause && i.excluded.is_none())
+            .filter(|i| window.contains(i.end) && served.contains_key(&i.station))
+            .count() as u64;
+    }
+    report
+}
+
+/// The indices over every interruption given (RS-2 and RS-3 are left to [`reliability`]).
+fn indices(
     interruptions: &[Interruption],
     served: &HashMap<StationId, u64>,
     window: Window,
@@ -325,6 +369,9 @@ pub fn reliability(
             .then(|| customer_minutes / customers_interrupted as f64),
         rs: (customers_served > 0)
             .then(|| (1.0 - customer_hours / (n_t * period_hours)).clamp(0.0, 1.0)),
+        rs_excluding_external: None,
+        rs_excluding_supply_limit: None,
+        by_cause: OutageCause::ALL.map(|cause| (cause, 0)),
     }
 }
 
@@ -394,6 +441,7 @@ mod tests {
             customers,
             phone: phone.map(str::to_owned),
             excluded: None,
+            cause: OutageCause::Fault,
         }
     }
 
@@ -562,6 +610,7 @@ mod tests {
             cause: "customer's breaker".into(),
             ownership: Ownership::Customer,
             resolution: None,
+            outage_cause: crate::domain::OutageCause::Fault,
         });
         // Not restored, voltage quality, cancelled: no interruption.
         let open = walked(ticket("G", AreaOutage, urban, 0), &[1, 2, 30]);
@@ -579,6 +628,59 @@ mod tests {
             summary,
             [(1, true, true), (2, false, false), (150, false, false)]
         );
+    }
+
+    /// The cause each order gives is kept, and the indices that leave a cause out are
+    /// derived from it (DL/T 836.1: RS-2 without external causes, RS-3 without load shed).
+    #[test]
+    fn indices_without_external_causes_or_load_shedding_are_derived() {
+        let served = served(&[("S1", 1_000)]);
+        let config = ReliabilityConfig::default();
+        let window = day();
+        let mut excavator = outage("S1", 0, 120, 100, None);
+        excavator.cause = OutageCause::External;
+        let mut shed = outage("S1", 200, 260, 300, None);
+        shed.cause = OutageCause::SupplyLimit;
+        let fault = outage("S1", 300, 330, 50, None);
+        let r = reliability(&[excavator, shed, fault.clone()], &served, window, &config);
+        let alone = |list: &[Interruption]| reliability(list, &served, window, &config).rs;
+        let hours = |customer_minutes: f64| customer_minutes / 60.0;
+        let rs = |customer_minutes: f64| 1.0 - hours(customer_minutes) / (1_000.0 * 24.0);
+        let close = |a: Option<f64>, b: f64| (a.unwrap() - b).abs() < 1e-12;
+        assert!(close(r.rs, rs(100.0 * 120.0 + 300.0 * 60.0 + 50.0 * 30.0)));
+        assert!(close(
+            r.rs_excluding_external,
+            rs(300.0 * 60.0 + 50.0 * 30.0)
+        ));
+        assert!(close(
+            r.rs_excluding_supply_limit,
+            rs(100.0 * 120.0 + 50.0 * 30.0)
+        ));
+        assert_eq!(alone(std::slice::from_ref(&fault)), Some(rs(50.0 * 30.0)));
+        assert_eq!(
+            r.by_cause,
+            [
+                (OutageCause::Fault, 1),
+                (OutageCause::Planned, 0),
+                (OutageCause::External, 1),
+                (OutageCause::SupplyLimit, 1)
+            ]
+        );
+        // An order returned with its cause gives the interruption that cause.
+        let urban = AreaClass::Urban;
+        let mut lead = walked(
+            ticket("A", FaultCategory::AreaOutage, urban, 0),
+            &[1, 2, 30, 100, 110],
+        );
+        lead.order = Some(WorkOrderReturn {
+            fault_class: FaultClass::HighVoltage,
+            cause: "excavator cut the cable".into(),
+            ownership: Ownership::Utility,
+            resolution: None,
+            outage_cause: OutageCause::External,
+        });
+        let list = interruptions_from_tickets(&[lead], &config);
+        assert_eq!(list[0].cause, OutageCause::External);
     }
 
     /// A customer who rings back from another channel, their number typed another way, is
@@ -635,6 +737,7 @@ mod tests {
                     customers: if phone.is_some() { 1 } else { customers },
                     phone,
                     excluded: None,
+                    cause: OutageCause::Fault,
                 }
             })
     }

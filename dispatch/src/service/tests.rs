@@ -619,6 +619,7 @@ fn order() -> WorkOrderReturn {
         cause: "fuse".into(),
         ownership: Ownership::Utility,
         resolution: None,
+        outage_cause: crate::domain::OutageCause::Fault,
     }
 }
 

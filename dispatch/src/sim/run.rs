@@ -390,6 +390,7 @@ impl<'a> Runner<'a> {
                     cause: "simulated".into(),
                     ownership: Ownership::Utility,
                     resolution: None,
+                    outage_cause: crate::domain::OutageCause::Fault,
                 });
                 if self.step(crew, epoch, order, now) {
                     self.after_job(crew, now);

@@ -657,6 +657,7 @@ pub fn every_kind_of_event() -> Vec<Event> {
                     cause: "fuse".into(),
                     ownership: Ownership::Utility,
                     resolution: None,
+                    outage_cause: crate::domain::OutageCause::Fault,
                 },
             },
         ),
