@@ -735,6 +735,15 @@ async fn the_deciding_instance_dies_and_the_other_takes_over() {
             // could only hand it over, and the holder cannot be reached.
             assert_eq!(body["error"]["code"], "no_leader", "{body}");
             refused_in_the_dead_lease += 1;
+            // An unknown caller is told so, not to retry later.
+            let stranger = client()
+                .post(survivor.url("/v1/tickets"))
+                .bearer_auth("not-a-token-anyone-was-given")
+                .json(&spread_report(100 + n))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(stranger.status(), StatusCode::UNAUTHORIZED);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::service::{Action, Principal, permits};
+use crate::service::{Action, Dispatcher, Principal, permits};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
@@ -33,21 +33,20 @@ impl FromRequestParts<AppState> for Who {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized)?;
-        let (scheme, token) = value.split_once(' ').ok_or(ApiError::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::Unauthorized);
-        }
-        state
-            .dispatcher
-            .authenticate(token.trim())
+        authenticate(&parts.headers, &state.dispatcher)
             .map(Who)
             .ok_or(ApiError::Unauthorized)
     }
+}
+
+/// The caller behind the `Authorization: Bearer` header, if the token is known here.
+pub fn authenticate(headers: &HeaderMap, dispatcher: &Dispatcher) -> Option<Principal> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    dispatcher.authenticate(token.trim())
 }
 
 /// A request body, read but not yet parsed.

@@ -54,6 +54,17 @@ pub async fn route(State(app): State<AppState>, request: Request, next: Next) ->
         // Handed over to an instance that no longer decides: the holder changed meanwhile.
         return ApiError::NoLeader.into_response();
     }
+    // A caller no instance knows gets 401 here, as the deciding one would answer: not a 503
+    // while that one is away. Tokens reach every instance through the log, so a token not
+    // known yet (minted a moment ago) is looked up again once this instance has caught up.
+    if super::extract::authenticate(request.headers(), dispatcher).is_none() {
+        if let Err(error) = dispatcher.catch_up().await {
+            return ApiError::from(error).into_response();
+        }
+        if super::extract::authenticate(request.headers(), dispatcher).is_none() {
+            return ApiError::Unauthorized.into_response();
+        }
+    }
     match (dispatcher.leader_url(), &app.forwarder) {
         (Some(leader), Some(client)) => hand_over(client, &leader, request).await,
         _ => ApiError::NoLeader.into_response(),
