@@ -109,15 +109,17 @@ pub struct Caller {
 
 impl Caller {
     /// The phone number as one customer's key, however it was typed: digits only, and a
-    /// Chinese number given with its country code (`+86`, `0086`) in its national form (a
-    /// mobile as its 11 digits, a landline with the trunk `0` before its area code). A
-    /// national number never starts with 8, so the country code is told apart.
+    /// Chinese number given with its country code (`+86`, `0086`) in its national form: a
+    /// mobile (11 digits from 1) as it is, a landline with the trunk `0` before its area code
+    /// (`+86 10 …` is Beijing's `010 …`; `+86 (0)752 …` already has it). A full national
+    /// number never starts with 86, so the country code is told apart.
     pub fn phone_key(&self) -> String {
         let digits: String = self.phone.chars().filter(char::is_ascii_digit).collect();
         let international = digits.strip_prefix("00").unwrap_or(&digits);
         match international.strip_prefix("86") {
             Some(national) if national.len() >= 9 => {
-                if national.starts_with('1') {
+                let mobile = national.len() == 11 && national.starts_with('1');
+                if mobile || national.starts_with('0') {
                     national.to_owned()
                 } else {
                     format!("0{national}")
@@ -770,8 +772,16 @@ mod tests {
         ] {
             assert_eq!(key(typed), "13800001234", "{typed}");
         }
-        for typed in ["0752-2345678", "(0752) 2345678", "+86 752 2345678"] {
+        for typed in [
+            "0752-2345678",
+            "(0752) 2345678",
+            "+86 752 2345678",
+            "+86 (0)752 2345678",
+        ] {
             assert_eq!(key(typed), "07522345678", "{typed}");
+        }
+        for typed in ["010-1234-5678", "+86 10 1234 5678"] {
+            assert_eq!(key(typed), "01012345678", "{typed}");
         }
         assert_ne!(key("13800001234"), key("13800001235"));
         // Short numbers (a switchboard's extension) are kept as typed, digits only.
