@@ -474,14 +474,14 @@ impl DevTokens {
                 format!("{why}; delete the file to have new tokens made at the next start"),
             ))
         };
+        let read = |bytes: Vec<u8>| {
+            let tokens: DevTokens = serde_json::from_slice(&bytes)
+                .map_err(|e| invalid(format!("not the token file this service writes ({e})")))?;
+            tokens.check().map_err(invalid)?;
+            Ok((path.clone(), tokens))
+        };
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let tokens: DevTokens = serde_json::from_slice(&bytes).map_err(|e| {
-                    invalid(format!("not the token file this service writes ({e})"))
-                })?;
-                tokens.check().map_err(invalid)?;
-                return Ok((path, tokens));
-            }
+            Ok(bytes) => return read(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(fail(e)),
         }
@@ -496,9 +496,10 @@ impl DevTokens {
         text.push(b'\n');
         match write_private(&path, &text) {
             Ok(()) => Ok((path, tokens)),
-            // Another process started on the same directory made it first: use its tokens.
+            // Another process started on the same directory made it first: use its tokens
+            // (read once; a name that exists but cannot be read, a dangling link, is an error).
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Self::load_or_create(data_dir)
+                read(std::fs::read(&path).map_err(fail)?)
             }
             Err(e) => Err(fail(e)),
         }
@@ -826,6 +827,14 @@ mod tests {
                 .to_string();
             assert!(refused.contains(why), "{refused}");
             assert!(refused.contains("delete the file"), "{refused}");
+        }
+        // A name that is there but leads nowhere (a link to a secret not mounted yet) is an
+        // error, not a loop.
+        #[cfg(unix)]
+        {
+            std::fs::remove_file(&path).unwrap();
+            std::os::unix::fs::symlink(dir.path().join("not-mounted"), &path).unwrap();
+            assert!(DevTokens::load_or_create(dir.path()).is_err());
         }
         std::fs::remove_file(&path).unwrap();
         assert!(DevTokens::load_or_create(dir.path()).is_ok());
