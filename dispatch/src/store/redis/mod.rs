@@ -474,16 +474,29 @@ async fn check_servers(options: &RedisOptions) -> Result<(), StoreError> {
 /// A Redis URL fit for a log line or an error message: its password (the only place Redis
 /// credentials are configured) masked.
 fn shown(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            if parsed.set_password(Some("***")).is_err() {
-                return "<a Redis URL with a password>".to_owned();
-            }
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "<a Redis URL that does not parse>".to_owned(),
+    let Ok(mut parsed) = reqwest::Url::parse(url) else {
+        return "<a Redis URL that does not parse>".to_owned();
+    };
+    if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+        return "<a Redis URL with a password>".to_owned();
     }
+    // A unix-socket URL carries its password in the query (`?pass=`).
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let secret = matches!(key.as_ref(), "pass" | "password");
+                let value = if secret {
+                    "***".to_owned()
+                } else {
+                    value.into_owned()
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 fn version_at_least(version: &str, (major, minor): (u32, u32)) -> bool {
@@ -1142,6 +1155,11 @@ mod tests {
             "rediss://dispatch:***@redis.example:6380"
         );
         assert_eq!(shown("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        let socket = shown("redis+unix:///run/redis.sock?db=2&pass=s3cret");
+        assert!(
+            !socket.contains("s3cret") && socket.contains("db=2"),
+            "{socket}"
+        );
         assert!(!shown("redis://:s3cret@[::1").contains("s3cret"));
     }
 
