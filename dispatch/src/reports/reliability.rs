@@ -34,8 +34,11 @@
 //! - **No double counting**:
 //!   1. A one-customer interruption is keyed by its caller's phone: overlapping interruptions
 //!      of the same phone in a station are one interruption over the union of their times.
-//!   2. Two incidents the engine did not merge are distinct faults (farther apart than the
-//!      merge radius, or outside the merge window), so their customers are taken as distinct,
+//!   2. Two incidents the engine did not merge are taken as distinct faults (farther apart
+//!      than the merge radius, outside the merge window, or a bigger fault that would not join
+//!      a lesser one: an area's outage reported after a household's nearby, whose customers
+//!      are then counted beside the area's estimate, a known overcount of a few customers
+//!      without a network model), so their customers are taken as distinct,
 //!      but a station can never have more customers out at once than it serves: within a
 //!      station, the customers out at time t are n(t) = min(Σ N_i over interruptions under way
 //!      at t, station customers); CMI = ∫ n(t) dt; and the customer interruptions are the
@@ -247,9 +250,9 @@ pub struct ReliabilityReport {
     pub rs_excluding_external: Option<f64>,
     /// RS-3: leaving out interruptions of `supply_limit` cause.
     pub rs_excluding_supply_limit: Option<f64>,
-    /// Interruptions restored in the window and counted (not the customer's own, not of
-    /// another station), per cause, in [`OutageCause::ALL`] order; before one customer's
-    /// overlapping interruptions are merged.
+    /// Sustained interruptions restored in the window and counted (not the customer's own,
+    /// not of another station), per cause, in [`OutageCause::ALL`] order; before one
+    /// customer's overlapping interruptions are merged.
     pub by_cause: [(OutageCause, u64); 4],
 }
 
@@ -272,11 +275,13 @@ pub fn reliability(
     let mut report = indices(interruptions, served, window, config);
     report.rs_excluding_external = without(OutageCause::External);
     report.rs_excluding_supply_limit = without(OutageCause::SupplyLimit);
+    let momentary_ms = i64::from(config.momentary_minutes) * 60_000;
     for (cause, count) in &mut report.by_cause {
         *count = interruptions
             .iter()
             .filter(|i| i.cause == *cause && i.excluded.is_none())
             .filter(|i| window.contains(i.end) && served.contains_key(&i.station))
+            .filter(|i| i.end.as_millis().saturating_sub(i.start.as_millis()) >= momentary_ms)
             .count() as u64;
     }
     report
@@ -642,7 +647,15 @@ mod tests {
         let mut shed = outage("S1", 200, 260, 300, None);
         shed.cause = OutageCause::SupplyLimit;
         let fault = outage("S1", 300, 330, 50, None);
-        let r = reliability(&[excavator, shed, fault.clone()], &served, window, &config);
+        // Under the momentary limit: in no index and in no count.
+        let mut blip = outage("S1", 400, 402, 80, None);
+        blip.cause = OutageCause::External;
+        let r = reliability(
+            &[excavator, shed, fault.clone(), blip],
+            &served,
+            window,
+            &config,
+        );
         let alone = |list: &[Interruption]| reliability(list, &served, window, &config).rs;
         let hours = |customer_minutes: f64| customer_minutes / 60.0;
         let rs = |customer_minutes: f64| 1.0 - hours(customer_minutes) / (1_000.0 * 24.0);
