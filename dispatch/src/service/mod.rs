@@ -555,9 +555,13 @@ impl Dispatcher {
     }
 
     /// How long a write may take before it counts as failed.
-    /// The service's clock: what "now" is for a request's defaults.
+    /// What "now" is for a request's defaults: the time the service stamps events with
+    /// (never before the last event, whatever this instance's clock says).
     pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        match self.lock() {
+            Ok(mut inner) => inner.now(self.clock.as_ref()),
+            Err(_) => self.clock.now(),
+        }
     }
 
     pub fn write_timeout(&self) -> Duration {
@@ -770,7 +774,12 @@ impl Dispatcher {
                 (ticket, false, commit)
             }
         };
-        Self::settled(commit).await?;
+        if repeat {
+            // Nothing was written for it: the ticket is shown once what made it is durable.
+            Self::visible(commit).await?;
+        } else {
+            Self::settled(commit).await?;
+        }
         if !repeat {
             tracing::info!(
                 ticket.id = %ticket.id,
@@ -1239,14 +1248,20 @@ impl Dispatcher {
             let now = inner.now(self.clock.as_ref());
             let events = inner.decide(Command::Storm(switch), actor, now)?;
             let status = StormStatus::of(&inner.engine);
-            let commit = if events.is_empty() {
-                inner.horizon.clone()
-            } else {
+            let changed = !events.is_empty();
+            let commit = if changed {
                 self.commit_events(&mut inner, events)
+            } else {
+                inner.horizon.clone()
             };
-            (status, commit)
+            (status, (commit, changed))
         };
-        Self::settled(commit).await?;
+        let (commit, changed) = commit;
+        if changed {
+            Self::settled(commit).await?;
+        } else {
+            Self::visible(commit).await?;
+        }
         tracing::warn!(
             on = status.on,
             pinned = status.pinned,
