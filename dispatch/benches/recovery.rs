@@ -74,6 +74,7 @@ fn decisions(region: &Region, target: usize, seed: u64) -> Vec<Decision> {
                 Command::CrewPosition {
                     crew: crew.id.clone(),
                     location,
+                    fix_at: None,
                 },
                 Actor::Crew(crew.id.clone()),
                 Durability::Lazy,

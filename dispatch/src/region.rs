@@ -102,6 +102,7 @@ impl Region {
                 skills: record.skills.into_iter().collect::<SkillSet>(),
                 position,
                 position_at: None,
+                position_fix_at: None,
                 status: CrewStatus::Available,
             });
         }

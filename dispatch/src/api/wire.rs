@@ -781,8 +781,13 @@ pub struct CrewOut {
     pub ticket_id: Option<String>,
     /// The last known position.
     pub position: LocationOut,
+    /// When this service learned it.
     #[schema(format = DateTime)]
     pub position_at: Option<String>,
+    /// When the crew's phone says it took that fix (its `at`, by the phone's clock), if it
+    /// sent one: a fix buffered while out of signal shows its age here.
+    #[schema(format = DateTime)]
+    pub position_fix_at: Option<String>,
 }
 
 impl From<&Crew> for CrewOut {
@@ -801,6 +806,7 @@ impl From<&Crew> for CrewOut {
             ticket_id,
             position: c.position.into(),
             position_at: c.position_at.map(rfc3339),
+            position_fix_at: c.position_fix_at.map(rfc3339),
         }
     }
 }

@@ -62,7 +62,13 @@ pub struct Crew {
     pub station: StationId,
     pub skills: SkillSet,
     pub position: LatLon,
+    /// When this service learned the position.
     pub position_at: Option<Timestamp>,
+    /// When the crew's phone says it took its last position fix (by the phone's clock,
+    /// capped a few minutes past this service's): fixes are ordered by it, so a late or
+    /// repeated one never moves the crew back, across restarts too.
+    #[serde(default)]
+    pub position_fix_at: Option<Timestamp>,
     pub status: CrewStatus,
 }
 

@@ -113,6 +113,9 @@ pub enum EventKind {
     CrewPosition {
         crew: CrewId,
         location: LatLon,
+        /// When the phone took the fix, by its clock (capped), if it said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix_at: Option<Timestamp>,
     },
     /// Storm mode began (`on`) or ended: while on, tickets wait for the batch assignment
     /// whatever the configured policy. `queued` is the queue's length at the switch.

@@ -100,6 +100,9 @@ pub enum Command {
     CrewPosition {
         crew: CrewId,
         location: LatLon,
+        /// When the phone took the fix, by its clock, if it said: a fix no later than the
+        /// crew's last one is a late or repeated ping and records nothing.
+        fix_at: Option<Timestamp>,
     },
     /// Records every SLA checkpoint due at `now`: `sla_warning` and `sla_breached` events,
     /// and acknowledgement timeouts (the job goes to the next crew). Issued by the deadline
@@ -485,14 +488,26 @@ impl Engine {
                     &mut events,
                 );
             }
-            Command::CrewPosition { crew, location } => {
-                self.crew_for(&crew, &actor)?;
-                self.record(
-                    now,
-                    actor,
-                    EventKind::CrewPosition { crew, location },
-                    &mut events,
-                );
+            Command::CrewPosition {
+                crew,
+                location,
+                fix_at,
+            } => {
+                let slot = self.crew_for(&crew, &actor)?;
+                let last = self.crews[slot as usize].crew.position_fix_at;
+                let stale = matches!((fix_at, last), (Some(fix), Some(last)) if fix <= last);
+                if !stale {
+                    self.record(
+                        now,
+                        actor,
+                        EventKind::CrewPosition {
+                            crew,
+                            location,
+                            fix_at,
+                        },
+                        &mut events,
+                    );
+                }
             }
             Command::FireDeadlines => self.fire_deadlines(now, &mut events),
             Command::AssignBatch => {
@@ -1085,8 +1100,16 @@ impl Engine {
                     self.set_crew_status(crew, status);
                 }
             }
-            EventKind::CrewPosition { crew, location } => {
+            EventKind::CrewPosition {
+                crew,
+                location,
+                fix_at,
+            } => {
                 self.set_crew_position(crew, *location, event.at);
+                if let (Some(fix), Some(&slot)) = (fix_at, self.crew_by_id.get(crew)) {
+                    let record = &mut self.crews[slot as usize].crew;
+                    record.position_fix_at = record.position_fix_at.max(Some(*fix));
+                }
                 // A position report is a sign of life from a crew that missed an ack.
                 if self
                     .crew(crew)

@@ -75,6 +75,7 @@ pub fn grid(rows: usize, cols: usize, cell_km: f64, crews: usize, seed: u64) -> 
                 skills,
                 position: LatLon::new(lat, lon).unwrap_or(centre),
                 position_at: None,
+                position_fix_at: None,
                 status: CrewStatus::Available,
             }
         })

@@ -275,6 +275,7 @@ fn a_crew_that_missed_the_acknowledgement_is_offered_the_job_again_when_heard_fr
             Command::CrewPosition {
                 crew: crew.clone(),
                 location: here,
+                fix_at: None,
             },
             Actor::Crew(crew.clone()),
             minutes(8),
@@ -301,6 +302,51 @@ fn a_crew_that_missed_the_acknowledgement_is_offered_the_job_again_when_heard_fr
     assert_eq!(engine.queued().count(), 1);
     assert_eq!(engine.crew(&crew).unwrap().status, CrewStatus::Available);
     assert!(engine.audit().is_empty());
+}
+
+/// Position fixes are ordered by when the phone took them: a late or repeated one records
+/// nothing and never moves the crew back, and a replayed engine (a restart) knows the last
+/// fix too.
+#[test]
+fn a_late_position_fix_is_dropped_even_after_a_replay() {
+    let config = EngineConfig::default();
+    let region = synthetic::grid(1, 1, 5.0, 1, 7);
+    let crew = region.crews[0].id.clone();
+    let here = region.stations[0].location;
+    let there = LatLon::new(here.lat() + 0.01, here.lon()).unwrap();
+    let mut engine = Engine::new(config.clone(), region.clone()).unwrap();
+    let ping = |engine: &mut Engine, location, fix: i64, now: i64| {
+        engine
+            .handle(
+                Command::CrewPosition {
+                    crew: crew.clone(),
+                    location,
+                    fix_at: Some(minutes(fix)),
+                },
+                Actor::Crew(crew.clone()),
+                minutes(now),
+            )
+            .unwrap()
+    };
+    let log = ping(&mut engine, there, 10, 11);
+    assert_eq!(log.len(), 1);
+    let record = engine.crew(&crew).unwrap();
+    assert_eq!(
+        (record.position, record.position_fix_at),
+        (there, Some(minutes(10)))
+    );
+    assert_eq!(record.position_at, Some(minutes(11)));
+    // Sent again, or one taken before it arriving late: nothing.
+    assert!(ping(&mut engine, here, 10, 12).is_empty());
+    assert!(ping(&mut engine, here, 9, 12).is_empty());
+    assert_eq!(engine.crew(&crew).unwrap().position, there);
+    let mut replayed = Engine::new(config, region).unwrap();
+    for event in &log {
+        replayed.apply(event);
+    }
+    assert!(ping(&mut replayed, here, 9, 13).is_empty());
+    assert_eq!(ping(&mut replayed, here, 12, 13).len(), 1);
+    assert_eq!(replayed.crew(&crew).unwrap().position, here);
 }
 
 /// A hospital whose call is merged into a household's waiting incident waits on that
@@ -1574,6 +1620,7 @@ impl Run {
                     Command::CrewPosition {
                         crew: crew.clone(),
                         location,
+                        fix_at: None,
                     },
                     Actor::Crew(crew),
                 )
@@ -1810,7 +1857,7 @@ proptest! {
         let free = run.engine.crews().find(|c| c.is_available()).map(|c| c.id.clone());
         if let Some(crew) = free {
             let location = synthetic::random_point(&mut run.rng, ROWS, COLS, CELL_KM);
-            let moved = Command::CrewPosition { crew: crew.clone(), location };
+            let moved = Command::CrewPosition { crew: crew.clone(), location, fix_at: None };
             let live = run.engine.handle(moved.clone(), Actor::Crew(crew.clone()), minutes(run.now));
             let replayed = shadow.handle(moved, Actor::Crew(crew), minutes(run.now));
             prop_assert_eq!(live, replayed);

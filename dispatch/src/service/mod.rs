@@ -249,9 +249,6 @@ struct Inner {
     last_event_at: Option<Timestamp>,
     /// The latest durable commit: what a read must wait for.
     horizon: Commit,
-    /// The `at` of each crew's latest accepted position fix, to drop late or repeated pings.
-    /// Not persisted: after a restart the first ping is accepted.
-    last_fix: HashMap<CrewId, Timestamp>,
     /// Orders returned since start (recovered ones are not counted: the cache below starts
     /// empty), so the learned repair durations are recomputed only after a new return.
     returned_orders: u64,
@@ -473,7 +470,6 @@ impl Dispatcher {
             returned_orders: 0,
             repair_stats: None,
             horizon: committed(),
-            last_fix: HashMap::new(),
             applied_seq: 0,
         };
         let started = Instant::now();
@@ -963,7 +959,7 @@ impl Dispatcher {
             crew: crew.clone(),
             on_duty,
         };
-        self.crew_report(who, crew, None, command).await?;
+        self.crew_report(who, crew, command).await?;
         tracing::info!(crew.id = %crew, on_duty, "crew duty");
         Ok(())
     }
@@ -980,8 +976,9 @@ impl Dispatcher {
         let command = Command::CrewPosition {
             crew: crew.clone(),
             location,
+            fix_at,
         };
-        self.crew_report(who, crew, fix_at, command).await
+        self.crew_report(who, crew, command).await
     }
 
     /// What a crew reports about itself (duty, position): checked to be its own, decided,
@@ -991,8 +988,7 @@ impl Dispatcher {
         &self,
         who: &Principal,
         crew: &CrewId,
-        fix_at: Option<Timestamp>,
-        command: Command,
+        mut command: Command,
     ) -> Result<(), ServiceError> {
         let actor = who.actor().ok_or(ServiceError::Forbidden(
             "this role cannot report for a crew",
@@ -1005,23 +1001,24 @@ impl Dispatcher {
                 .ok_or(ServiceError::NotFound("crew"))?;
             Self::check_own_crew(who, crew)?;
             self.writable()?;
-            if let Some(at) = fix_at {
-                // A phone whose clock runs ahead would otherwise set a fix time that no
-                // later, true one could pass, silencing the crew until a restart: a fix
-                // beyond this clock by more than a phone's drift counts as taken now.
-                let latest = inner.last_now.max(self.clock.now()).plus(FIX_CLOCK_SKEW);
-                let at = at.min(latest);
-                if inner.last_fix.get(crew).is_some_and(|last| *last >= at) {
-                    metrics::crew_ping(false);
-                    return Ok(());
-                }
-                inner.last_fix.insert(crew.clone(), at);
-            }
-            if matches!(command, Command::CrewPosition { .. }) {
-                metrics::crew_ping(true);
-            }
             let now = inner.now(self.clock.as_ref());
+            let position = if let Command::CrewPosition { fix_at, .. } = &mut command {
+                // A phone whose clock runs ahead would otherwise set a fix time that no
+                // later, true one could pass, silencing the crew: a fix beyond this clock by
+                // more than a phone's drift counts as taken then.
+                *fix_at = fix_at.map(|at| at.min(now.plus(FIX_CLOCK_SKEW)));
+                true
+            } else {
+                false
+            };
             let events = inner.decide(command, actor, now)?;
+            if position {
+                // Nothing recorded: a late or repeated fix.
+                metrics::crew_ping(!events.is_empty());
+            }
+            if events.is_empty() {
+                return Ok(());
+            }
             let only_positions = events
                 .iter()
                 .all(|e| matches!(e.kind, EventKind::CrewPosition { .. }));

@@ -405,6 +405,7 @@ impl<'a> Runner<'a> {
                         Command::CrewPosition {
                             crew: c.id.clone(),
                             location,
+                            fix_at: None,
                         },
                         now,
                     );
@@ -417,6 +418,7 @@ impl<'a> Runner<'a> {
                         Command::CrewPosition {
                             crew: c.id.clone(),
                             location: self.position(crew),
+                            fix_at: None,
                         }
                     } else {
                         Command::CrewDuty {

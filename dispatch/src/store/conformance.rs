@@ -523,6 +523,7 @@ pub fn crew_position(at: u64) -> Event {
         kind: EventKind::CrewPosition {
             crew: CrewId::new("C-1"),
             location: location(),
+            fix_at: None,
         },
     }
 }
@@ -706,6 +707,15 @@ pub fn every_kind_of_event() -> Vec<Event> {
             EventKind::CrewPosition {
                 crew: c(),
                 location: location(),
+                fix_at: None,
+            },
+        ),
+        (
+            crew(),
+            EventKind::CrewPosition {
+                crew: c(),
+                location: location(),
+                fix_at: Some(millis(90_000)),
             },
         ),
         (
