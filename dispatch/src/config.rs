@@ -389,15 +389,8 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, token) in self.tokens.iter().enumerate() {
             let name = format!("tokens[{i}] ({})", token.role.as_str());
-            if token.token.chars().count() < MIN_TOKEN_CHARS {
-                return invalid(format!(
-                    "{name}: a token must be at least {MIN_TOKEN_CHARS} characters"
-                ));
-            }
-            if !token.token.chars().all(|c| c.is_ascii_graphic()) {
-                return invalid(format!(
-                    "{name}: a token must be printable ASCII without spaces"
-                ));
+            if let Some(why) = token_unfit(&token.token) {
+                return invalid(format!("{name}: the token {why}"));
             }
             if !seen.insert(token.token.as_str()) {
                 return invalid(format!("{name}: the same token appears twice"));
@@ -513,10 +506,8 @@ impl DevTokens {
             ("admin", &self.admin),
         ];
         for (role, token) in roles {
-            if token.trim().chars().count() < MIN_TOKEN_CHARS {
-                return Err(format!(
-                    "the {role} token is shorter than {MIN_TOKEN_CHARS} characters"
-                ));
+            if let Some(why) = token_unfit(token) {
+                return Err(format!("the {role} token {why}"));
             }
         }
         if self.agent == self.supervisor
@@ -542,6 +533,18 @@ impl DevTokens {
         })
         .collect()
     }
+}
+
+/// Why a bearer token is unfit, if it is: short enough to guess, or not one a header carries
+/// as it is. The same rule for configured tokens and the development token file.
+fn token_unfit(token: &str) -> Option<String> {
+    if token.chars().count() < MIN_TOKEN_CHARS {
+        return Some(format!("is shorter than {MIN_TOKEN_CHARS} characters"));
+    }
+    if !token.chars().all(|c| c.is_ascii_graphic()) {
+        return Some("must be printable ASCII without spaces".into());
+    }
+    None
 }
 
 /// 32 random bytes from the thread's cryptographically secure generator, as hex.
