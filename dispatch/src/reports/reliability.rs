@@ -127,6 +127,11 @@ fn default_customers(category: FaultCategory) -> Option<u64> {
     }
 }
 
+/// Whether an interruption from `start` to `end` lasted past the momentary limit.
+fn lasted(start: Timestamp, end: Timestamp, momentary_ms: i64) -> bool {
+    end.as_millis().saturating_sub(start.as_millis()) >= momentary_ms
+}
+
 /// One restored supply interruption as the indices see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interruption {
@@ -141,6 +146,14 @@ pub struct Interruption {
     pub excluded: Option<Exclusion>,
     /// As the returned work order classes it; `fault` until it is returned.
     pub cause: OutageCause,
+}
+
+impl Interruption {
+    /// Whether it belongs to a report over `window` on the stations of `served`: restored
+    /// in the window, in one of them.
+    fn counts_in(&self, window: Window, served: &HashMap<StationId, u64>) -> bool {
+        window.contains(self.end) && served.contains_key(&self.station)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,9 +292,8 @@ pub fn reliability(
     for (cause, count) in &mut report.by_cause {
         *count = interruptions
             .iter()
-            .filter(|i| i.cause == *cause && i.excluded.is_none())
-            .filter(|i| window.contains(i.end) && served.contains_key(&i.station))
-            .filter(|i| i.end.as_millis().saturating_sub(i.start.as_millis()) >= momentary_ms)
+            .filter(|i| i.cause == *cause && i.excluded.is_none() && i.counts_in(window, served))
+            .filter(|i| lasted(i.start, i.end, momentary_ms))
             .count() as u64;
     }
     report
@@ -300,7 +312,7 @@ fn indices(
     let mut by_phone: HashMap<(&StationId, &str), Vec<(Timestamp, Timestamp)>> = HashMap::new();
     let mut spans: HashMap<&StationId, Vec<(Timestamp, Timestamp, u64)>> = HashMap::new();
     for i in interruptions {
-        if !window.contains(i.end) || !served.contains_key(&i.station) {
+        if !i.counts_in(window, served) {
             continue;
         }
         if i.excluded.is_some() {
@@ -340,7 +352,7 @@ fn indices(
         let list: Vec<_> = list
             .into_iter()
             .filter(|(s, e, _)| {
-                let long = e.as_millis().saturating_sub(s.as_millis()) >= momentary_ms;
+                let long = lasted(*s, *e, momentary_ms);
                 if !long {
                     momentary += 1;
                 }
