@@ -6,7 +6,8 @@
 //!
 //! A write that cannot be handed over is answered 503 with `Retry-After`: `no_leader` when
 //! nothing was sent (no holder known, or it cannot be reached), `outcome_unknown` when the
-//! request may have reached it (a retry with the same `Idempotency-Key` is safe). Never a 2xx that did not come from the deciding instance.
+//! request may have reached it (a retry with the same `Idempotency-Key` is safe). Never a
+//! 2xx that did not come from the deciding instance.
 
 use super::error::ApiError;
 use super::{AppState, BODY_LIMIT_BYTES};

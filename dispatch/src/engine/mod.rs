@@ -1067,7 +1067,7 @@ impl Engine {
                 self.apply_to_ticket(ticket, event);
                 let at = location.or_else(|| self.tickets.get(ticket).map(|t| t.report.location));
                 if let Some(at) = at {
-                    self.set_crew_position(crew, at, event.at);
+                    self.set_crew_position(crew, at, event.at, None);
                 }
             }
             EventKind::Restored { ticket, .. } => {
@@ -1105,11 +1105,7 @@ impl Engine {
                 location,
                 fix_at,
             } => {
-                self.set_crew_position(crew, *location, event.at);
-                if let (Some(fix), Some(&slot)) = (fix_at, self.crew_by_id.get(crew)) {
-                    let record = &mut self.crews[slot as usize].crew;
-                    record.position_fix_at = record.position_fix_at.max(Some(*fix));
-                }
+                self.set_crew_position(crew, *location, event.at, *fix_at);
                 // A position report is a sign of life from a crew that missed an ack.
                 if self
                     .crew(crew)
@@ -1291,11 +1287,19 @@ impl Engine {
         }
     }
 
-    fn set_crew_position(&mut self, crew: &CrewId, at: LatLon, when: Timestamp) {
+    /// `when`: as the service learned it; `fix_at`: when the phone says it took the fix.
+    fn set_crew_position(
+        &mut self,
+        crew: &CrewId,
+        at: LatLon,
+        when: Timestamp,
+        fix_at: Option<Timestamp>,
+    ) {
         if let Some(&slot) = self.crew_by_id.get(crew) {
             let record = &mut self.crews[slot as usize].crew;
             record.position = at;
             record.position_at = Some(when);
+            record.position_fix_at = record.position_fix_at.max(fix_at);
             self.sync_pool(slot);
         }
     }

@@ -550,7 +550,6 @@ impl Dispatcher {
         })
     }
 
-    /// How long a write may take before it counts as failed.
     /// What "now" is for a request's defaults: the time the service stamps events with
     /// (never before the last event, whatever this instance's clock says).
     pub fn now(&self) -> Timestamp {
@@ -560,6 +559,7 @@ impl Dispatcher {
         }
     }
 
+    /// How long a write may take before it counts as failed.
     pub fn write_timeout(&self) -> Duration {
         self.options.write_timeout
     }
@@ -1239,7 +1239,7 @@ impl Dispatcher {
         let actor = who.actor().ok_or(ServiceError::Forbidden(
             "this role cannot switch storm mode",
         ))?;
-        let (status, commit) = {
+        let (status, commit, changed) = {
             let mut inner = self.lock()?;
             self.writable()?;
             let now = inner.now(self.clock.as_ref());
@@ -1251,9 +1251,8 @@ impl Dispatcher {
             } else {
                 inner.horizon.clone()
             };
-            (status, (commit, changed))
+            (status, commit, changed)
         };
-        let (commit, changed) = commit;
         if changed {
             Self::settled(commit).await?;
         } else {
