@@ -87,7 +87,16 @@ pub async fn open(config: &Config) -> Result<Arc<Dispatcher>, ServeError> {
     config.validate()?;
     // The recorder before the recovery, so what the recovery reports is kept.
     metrics::install();
-    let store: Arc<dyn Store> = match config.store.kind {
+    let store = open_store(config).await?;
+    Ok(Arc::new(
+        recover(config, store, Arc::new(SystemClock)).await?,
+    ))
+}
+
+/// Opens the store `config` names: the embedded file or Redis. For [`open`], and for callers
+/// (tests) that recover on a clock of their own.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(match config.store.kind {
         StoreKind::Embedded => {
             let path = config.store.path.clone();
             let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&path))
@@ -106,10 +115,7 @@ pub async fn open(config: &Config) -> Result<Arc<Dispatcher>, ServeError> {
                 .await
                 .map_err(ServeError::RedisOpen)?,
         ),
-    };
-    Ok(Arc::new(
-        recover(config, store, Arc::new(SystemClock)).await?,
-    ))
+    })
 }
 
 /// How the Redis store of `config` connects: its namespace defaults to the region

@@ -254,16 +254,9 @@ impl TestApp {
     pub async fn spawn_on_clock(clock: Arc<dyn Clock>) -> Self {
         let place = DataPlace::new();
         let config = Self::config(&place);
-        let store: Arc<dyn Store> = if place.on_redis() {
-            let options = dispatch::redis_options(&config).expect("the Redis options");
-            Arc::new(
-                dispatch::store::redis::RedisStore::open(options)
-                    .await
-                    .expect("the test's Redis opens"),
-            )
-        } else {
-            Arc::new(EmbeddedStore::open(&config.store.path).expect("the store opens"))
-        };
+        let store = dispatch::open_store(&config)
+            .await
+            .expect("the test's store opens");
         Self::spawn_recovered(place, store, clock, ServerConfig::default()).await
     }
 
