@@ -55,6 +55,11 @@ pub struct ServerConfig {
     /// A request body that sends nothing for this long is given up (408): a phone that lost
     /// signal mid-upload must not hold a place under `max_in_flight` for ever.
     pub body_timeout_ms: u64,
+    /// A request head not in this long after the server is ready for it closes the
+    /// connection: a client that sends half a head holds no task or socket for ever. The
+    /// wait for the next request on a keep-alive connection counts too, so an idle
+    /// connection closes after this long.
+    pub header_timeout_ms: u64,
     /// With a shared store: the URL the other instances send writes to while this one
     /// decides (`http://<bind>` when unset; required when `bind` is a wildcard address).
     pub advertise_url: Option<String>,
@@ -67,6 +72,7 @@ impl Default for ServerConfig {
             max_in_flight: 1024,
             shutdown_grace_seconds: 30,
             body_timeout_ms: 30_000,
+            header_timeout_ms: 30_000,
             advertise_url: None,
         }
     }
@@ -366,6 +372,12 @@ impl Config {
             return invalid(format!(
                 "server.body_timeout_ms must be from 100 to 600000 (milliseconds), not {}",
                 self.server.body_timeout_ms
+            ));
+        }
+        if !(100..=600_000).contains(&self.server.header_timeout_ms) {
+            return invalid(format!(
+                "server.header_timeout_ms must be from 100 to 600000 (milliseconds), not {}",
+                self.server.header_timeout_ms
             ));
         }
         if let Some(url) = &self.server.advertise_url {
@@ -755,6 +767,14 @@ mod tests {
         assert!(Config::from_toml("[server]\nmax_in_flight = 1000000").is_ok());
         assert!(error_of("[store]\nwrite_timeout_ms = 10").contains("write_timeout_ms"));
         assert!(Config::from_toml("[store]\nwrite_timeout_ms = 100").is_ok());
+        // A zero timeout would close every connection before its first request.
+        for key in ["body_timeout_ms", "header_timeout_ms"] {
+            for bad in [0, 99, 600_001] {
+                let error = error_of(&format!("[server]\n{key} = {bad}"));
+                assert!(error.contains(key), "{key} = {bad}: {error}");
+            }
+            assert!(Config::from_toml(&format!("[server]\n{key} = 100")).is_ok());
+        }
         for bad in [
             "10.0.0.5:8080",
             "dispatch-1",

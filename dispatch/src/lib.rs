@@ -201,23 +201,6 @@ pub async fn recover(
     .map_err(ServeError::Recovery)
 }
 
-/// How long an idle connection waits before the kernel probes its peer, how often it
-/// probes and how many unanswered probes end it: a crew's phone that left the network
-/// without closing its connections (no signal, battery out) is let go within about two
-/// minutes of silence instead of holding a task and a file descriptor for ever.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_PROBES: u32 = 6;
-
-/// Sets TCP keepalive on an accepted connection.
-pub fn tune_connection(connection: &tokio::net::TcpStream) -> std::io::Result<()> {
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    socket2::SockRef::from(connection).set_tcp_keepalive(&keepalive)
-}
-
 /// Serves a recovered dispatcher until `shutdown` resolves, then closes its store: the
 /// second half of [`run`].
 pub async fn serve(
@@ -259,35 +242,34 @@ pub async fn serve(
     });
 
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |connection| {
-        if let Err(error) = tune_connection(connection) {
-            tracing::debug!(%error, "cannot set TCP keepalive on a connection");
-        }
-    });
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let streams = dispatcher.clone();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new connections, finishing requests under way");
-        // Event streams never finish by themselves: end them so they do not hold the
-        // shutdown for the whole grace period.
-        streams.end_streams();
-        let _ = signalled.send(());
-    });
+    let serve = api::connections::serve(
+        listener,
+        app,
+        Duration::from_millis(server.header_timeout_ms),
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new connections, finishing requests under way");
+            // Event streams never finish by themselves: end them so they do not hold the
+            // shutdown for the whole grace period.
+            streams.end_streams();
+            let _ = signalled.send(());
+        },
+    );
     let grace = Duration::from_secs(server.shutdown_grace_seconds);
-    let served = tokio::select! {
-        served = serve.into_future() => served,
+    tokio::select! {
+        () = serve => {}
         () = async move {
             match on_signal.await {
                 Ok(()) => tokio::time::sleep(grace).await,
-                // The server ended without a signal: let its own result decide.
+                // The signal's sender went with the server's future: it is done.
                 Err(_) => std::future::pending().await,
             }
         } => {
             tracing::warn!(grace_seconds = grace.as_secs(), "requests still under way after the grace period: closing anyway");
-            Ok(())
         }
-    };
+    }
     deadlines.abort();
     batches.abort();
     upkeep.abort();
@@ -302,7 +284,6 @@ pub async fn serve(
             "the store did not finish its last commit within store.write_timeout_ms".into(),
         )),
     };
-    served?;
     closed.map_err(ServeError::Close)?;
     tracing::info!("stopped");
     Ok(())
@@ -371,20 +352,5 @@ mod tests {
             6,
             "one run at once, then one every second"
         );
-    }
-
-    #[tokio::test]
-    async fn an_accepted_connection_probes_a_silent_peer() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        let socket = socket2::SockRef::from(&accepted);
-        assert!(!socket.keepalive().unwrap());
-        tune_connection(&accepted).unwrap();
-        assert!(socket.keepalive().unwrap());
-        assert_eq!(socket.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
-        assert_eq!(socket.tcp_keepalive_interval().unwrap(), KEEPALIVE_INTERVAL);
-        assert_eq!(socket.tcp_keepalive_retries().unwrap(), KEEPALIVE_PROBES);
     }
 }

@@ -1414,6 +1414,39 @@ mod store_and_deadlines {
         assert_eq!(status, StatusCode::OK);
     }
 
+    /// SIGTERM while a report is being committed: no new connection is taken, the report is
+    /// still answered 201, and then the service stops cleanly.
+    #[tokio::test]
+    async fn a_shutdown_finishes_the_requests_under_way() {
+        let store = FaultyStore::new();
+        let mut app = TestApp::spawn_with(
+            store.clone(),
+            Arc::new(SystemClock),
+            ServerConfig::default(),
+        )
+        .await;
+        store.stall();
+        let slow = tokio::spawn(send(
+            app.request(Method::POST, "/v1/tickets", Some(AGENT))
+                .json(&report()),
+        ));
+        store.arrived.notified().await;
+        app.signal_shutdown();
+        let addr = app.addr;
+        tokio::time::timeout(std::time::Duration::from_secs(10), async move {
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("new connections are refused once the signal is in");
+
+        store.release();
+        let (status, created) = slow.await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        app.stop().await;
+    }
+
     #[tokio::test]
     async fn requests_over_the_in_flight_limit_are_answered_429() {
         let store = FaultyStore::new();
@@ -1487,6 +1520,56 @@ mod store_and_deadlines {
         let answer = String::from_utf8_lossy(&answer[..read]);
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("request_timeout"), "{answer}");
+        let (status, created) = app.post("/v1/tickets", AGENT, report()).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+
+    /// A client that sends half a request head and then nothing (a phone losing signal, a
+    /// slow-loris attack) holds no connection for ever: it is closed once the head is
+    /// `server.header_timeout_ms` late. So is a keep-alive connection left idle that long.
+    #[tokio::test]
+    async fn a_request_head_that_stops_arriving_closes_its_connection() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let app = TestApp::spawn_with(
+            FaultyStore::new(),
+            Arc::new(SystemClock),
+            ServerConfig {
+                header_timeout_ms: 300,
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        let closed_within = |mut connection: tokio::net::TcpStream| async move {
+            let mut answer = Vec::new();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                connection.read_to_end(&mut answer),
+            )
+            .await
+            .expect("the connection is closed, not held")
+            .map(|_| answer)
+        };
+
+        let mut half_head = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        half_head
+            .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n", app.addr).as_bytes())
+            .await
+            .unwrap();
+        let answer = closed_within(half_head).await;
+        // No request came whole, so nothing was answered.
+        assert!(
+            answer.is_err() || answer.as_ref().is_ok_and(Vec::is_empty),
+            "{answer:?}"
+        );
+
+        let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        idle.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {}\r\n\r\n", app.addr).as_bytes())
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&closed_within(idle).await.unwrap()).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // A client that keeps up is served as before.
         let (status, created) = app.post("/v1/tickets", AGENT, report()).await;
         assert_eq!(status, StatusCode::CREATED, "{created}");
     }

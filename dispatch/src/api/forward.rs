@@ -24,10 +24,19 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Builds the client that hands writes over; `None` only if the TLS-free client cannot be
 /// built, and then writes on a following instance answer `no_leader`.
-pub fn client(timeout: std::time::Duration) -> Option<reqwest::Client> {
+///
+/// `header_timeout` is `server.header_timeout_ms`, which the instances share: the deciding
+/// instance closes a connection idle that long, so the client lets its idle connections go
+/// at half of it. Reusing one the other side is closing at that moment would fail a write
+/// that may already be on its way: an `outcome_unknown` for no reason.
+pub fn client(
+    timeout: std::time::Duration,
+    header_timeout: std::time::Duration,
+) -> Option<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .pool_max_idle_per_host(256)
+        .pool_idle_timeout(header_timeout / 2)
         .build()
         .inspect_err(
             |error| tracing::error!(%error, "cannot build the client that hands writes over"),

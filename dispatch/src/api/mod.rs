@@ -5,6 +5,7 @@
 //! `/ui/…`.
 
 mod admin;
+pub mod connections;
 mod crews;
 pub mod deadlines;
 pub mod error;
@@ -184,7 +185,12 @@ pub fn app(
     let in_flight = Arc::new(Semaphore::new(server.max_in_flight));
     let forwarder = dispatcher
         .is_shared()
-        .then(|| forward::client(dispatcher.write_timeout() + std::time::Duration::from_secs(5)))
+        .then(|| {
+            forward::client(
+                dispatcher.write_timeout() + std::time::Duration::from_secs(5),
+                Duration::from_millis(server.header_timeout_ms),
+            )
+        })
         .flatten();
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(v1_routes())

@@ -320,11 +320,16 @@ impl TestApp {
         place
     }
 
-    /// Stops the service as SIGTERM would, and answers how `serve` ended.
-    pub async fn stop_outcome(mut self) -> (DataPlace, Result<(), dispatch::ServeError>) {
+    /// Sends the shutdown signal (as SIGTERM would) without waiting for the service to stop.
+    pub fn signal_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+
+    /// Stops the service as SIGTERM would, and answers how `serve` ended.
+    pub async fn stop_outcome(mut self) -> (DataPlace, Result<(), dispatch::ServeError>) {
+        self.signal_shutdown();
         let mut result = Ok(());
         if let Some(server) = self.server.take() {
             result = tokio::time::timeout(Duration::from_secs(30), server)
