@@ -65,6 +65,8 @@ pub enum ApiError {
     BackupNotSupported(String),
     #[error("{0}: retry later")]
     BackupFailed(String),
+    #[error("a backup is being written already: wait for it, then ask again if need be")]
+    BackupUnderWay,
     #[error("internal error")]
     Internal,
 }
@@ -104,6 +106,7 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "backup_not_supported")
             }
             ApiError::BackupFailed(_) => (StatusCode::SERVICE_UNAVAILABLE, "backup_failed"),
+            ApiError::BackupUnderWay => (StatusCode::CONFLICT, "backup_under_way"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -168,6 +171,7 @@ impl From<ServiceError> for ApiError {
                 ApiError::BackupNotSupported(format!("no backup: {why}"))
             }
             ServiceError::BackupFailed(why) => ApiError::BackupFailed(why),
+            ServiceError::BackupUnderWay => ApiError::BackupUnderWay,
             ServiceError::Engine(error) => error.into(),
         }
     }
@@ -237,6 +241,7 @@ mod tests {
             ApiError::NoLeader,
             ApiError::BackupNotSupported(String::new()),
             ApiError::BackupFailed(String::new()),
+            ApiError::BackupUnderWay,
             ApiError::Internal,
         ];
         let codes: std::collections::HashSet<_> =

@@ -102,6 +102,9 @@ pub enum ServiceError {
     /// The backup could not be written; the store itself is untouched.
     #[error("{0}")]
     BackupFailed(String),
+    /// Another backup is being written; this one was not started.
+    #[error("a backup is being written already")]
+    BackupUnderWay,
 }
 
 /// An `Idempotency-Key` with the digest of the request it came with.
@@ -403,6 +406,19 @@ pub struct Dispatcher {
     live: LiveFeed,
     /// Set with a shared store: who decides, and how far this instance has followed.
     replication: Option<replication::Replication>,
+    /// Set while a backup is being written: a second one is refused rather than queued
+    /// behind it, holding its request and a read snapshot that keeps the store's freed
+    /// pages from reuse for as long as it waits.
+    backup_under_way: AtomicBool,
+}
+
+/// Clears [`Dispatcher::backup_under_way`] when the backup ends, however it ends.
+struct BackupUnderWay<'a>(&'a AtomicBool);
+
+impl Drop for BackupUnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Dispatcher {
@@ -452,6 +468,7 @@ impl Dispatcher {
             deadline_recheck: MAX_DEADLINE_SLEEP,
             live: LiveFeed::start(),
             replication,
+            backup_under_way: AtomicBool::new(false),
         })
     }
 
@@ -1129,6 +1146,10 @@ impl Dispatcher {
     /// Writes an online backup of the store: everything committed when it begins, while
     /// writes go on. Only the embedded store has one; Redis is backed up with Redis's tools.
     pub async fn back_up_store(&self) -> Result<Backup, ServiceError> {
+        if self.backup_under_way.swap(true, Ordering::AcqRel) {
+            return Err(ServiceError::BackupUnderWay);
+        }
+        let _under_way = BackupUnderWay(&self.backup_under_way);
         let taken_at = self.clock.now();
         let backup = self
             .store

@@ -441,6 +441,8 @@ async fn a_fix_from_a_clock_far_ahead_does_not_silence_the_crew() {
 #[derive(Debug, Default)]
 struct SyncStore {
     log: std::sync::Mutex<(Vec<Event>, Vec<IdempotencyRecord>, Vec<CrewTokenRecord>)>,
+    /// With a gate, the store takes backups, and each finishes when the gate lets it.
+    backup_gate: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Store for SyncStore {
@@ -496,6 +498,68 @@ impl Store for SyncStore {
     fn close(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         futures_util::future::ready(Ok(())).boxed()
     }
+
+    fn backup(
+        &self,
+        taken_at: Timestamp,
+        _keep: u32,
+    ) -> Option<BoxFuture<'_, Result<crate::store::Backup, StoreError>>> {
+        let gate = self.backup_gate.clone()?;
+        Some(
+            async move {
+                gate.notified().await;
+                Ok(crate::store::Backup {
+                    path: "backup.redb".into(),
+                    events: 0,
+                    bytes: 0,
+                    taken_at,
+                    removed: Vec::new(),
+                })
+            }
+            .boxed(),
+        )
+    }
+}
+
+/// A backup asked for while another is being written is refused at once, not queued behind
+/// it; once that one is done (or given up), the next may start.
+#[tokio::test]
+async fn a_backup_asked_for_while_one_is_written_is_refused() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let store = Arc::new(SyncStore {
+        backup_gate: Some(gate.clone()),
+        ..SyncStore::default()
+    });
+    let (dispatcher, _) = dispatcher(store, Arc::new(ManualClock::new(T0)), 1).await;
+    let dispatcher = Arc::new(dispatcher);
+    let start = |dispatcher: &Arc<Dispatcher>| {
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move { dispatcher.back_up_store().await })
+    };
+    let under_way = || async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    };
+
+    let first = start(&dispatcher);
+    under_way().await;
+    let second = tokio::time::timeout(Duration::from_secs(5), dispatcher.back_up_store())
+        .await
+        .expect("the second backup is answered at once, not queued");
+    assert!(matches!(second, Err(ServiceError::BackupUnderWay)));
+    gate.notify_one();
+    assert!(first.await.unwrap().is_ok());
+
+    // A backup whose request was dropped (its client went away) does not block the next.
+    let abandoned = start(&dispatcher);
+    under_way().await;
+    abandoned.abort();
+    assert!(abandoned.await.unwrap_err().is_cancelled());
+    let next = start(&dispatcher);
+    under_way().await;
+    gate.notify_one();
+    assert!(next.await.unwrap().is_ok());
 }
 
 /// A dispatcher on `store` with its deadline driver running.
