@@ -4,8 +4,8 @@
 
 use dispatch::domain::{Actor, CrewId, Event, EventKind, TicketId, Timestamp};
 use dispatch::store::conformance::{
-    Backend, acknowledged, crew_token_record, events_batch, idempotency_record, numbered_batch,
-    queued, replay_all,
+    Backend, acknowledged, crew_position_of, crew_token_record, events_batch, idempotency_record,
+    numbered_batch, queued, replay_all,
 };
 use dispatch::store::embedded::{BACKUP_DIR_NAME, FILE_NAME};
 use dispatch::store::{Batch, Durability, EmbeddedStore, Store, StoreError};
@@ -284,6 +284,7 @@ fn whole_batch(k: u64) -> Batch {
         idempotency: Some(idempotency_record(&format!("key-{k}"), &ticket)),
         crew_token: Some(crew_token_record(k, &format!("C-{k}"))),
         revoked_crew_tokens: Vec::new(),
+        supersedable_position: false,
     }
 }
 
@@ -296,6 +297,19 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
     const BATCHES: u64 = 600;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+    // A crew's latest fix, kept apart from the log: the backup copies it too.
+    let fix = crew_position_of("C-9", 5);
+    store
+        .append(
+            Batch {
+                events: vec![fix.clone()],
+                supersedable_position: true,
+                ..Batch::default()
+            },
+            Durability::Lazy,
+        )
+        .await
+        .unwrap();
     for k in 0..BEFORE {
         store
             .append(whole_batch(k), Durability::Durable)
@@ -350,6 +364,7 @@ async fn a_backup_taken_during_appends_holds_whole_batches_and_opens_as_a_store(
     assert_eq!(events, expected);
     assert_eq!(recovered.idempotency.len() as u64, batches);
     assert_eq!(recovered.crew_tokens.len() as u64, batches);
+    assert_eq!(recovered.positions, vec![fix]);
     let timeline = copy
         .timeline(&TicketId::new(format!("T-{}", BEFORE - 1)))
         .await

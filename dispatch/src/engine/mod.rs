@@ -1288,6 +1288,21 @@ impl Engine {
     }
 
     /// `when`: as the service learned it; `fix_at`: when the phone says it took the fix.
+    /// Sets a crew's position from a fix its store kept apart from the log
+    /// ([`crate::store::Recovered::positions`]), after the replay: the position only. Unlike
+    /// applying the event, it brings no unresponsive crew back: the fix came while the
+    /// crew was answering, and whatever the log holds after it stands.
+    pub fn restore_crew_position(&mut self, event: &Event) {
+        if let EventKind::CrewPosition {
+            crew,
+            location,
+            fix_at,
+        } = &event.kind
+        {
+            self.set_crew_position(crew, *location, event.at, *fix_at);
+        }
+    }
+
     fn set_crew_position(
         &mut self,
         crew: &CrewId,

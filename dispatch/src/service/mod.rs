@@ -51,8 +51,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use control_room::{Reassignment, RunningDeadline, ServiceArea};
 
 use crate::domain::{
-    Actor, CheckpointKind, Crew, CrewId, DeclineReason, Event, EventKind, FaultReport, LatLon,
-    Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
+    Actor, CheckpointKind, Crew, CrewId, CrewStatus, DeclineReason, Event, EventKind, FaultReport,
+    LatLon, Station, StationId, Ticket, TicketCommand, TicketId, TicketState, Timestamp,
 };
 use crate::engine::{Command, DispatchPolicy, Engine, EngineError, StormSwitch};
 use crate::metrics;
@@ -498,6 +498,11 @@ impl Dispatcher {
             };
             store.replay(&mut sink).await?
         };
+        for fix in &recovered.positions {
+            inner.last_now = inner.last_now.max(fix.at);
+            inner.last_event_at = Some(inner.last_now);
+            inner.engine.restore_crew_position(fix);
+        }
         inner.applied_seq = recovered.last_seq;
         for record in recovered.idempotency {
             inner.idempotency.insert(record.key.clone(), record);
@@ -1028,6 +1033,11 @@ impl Dispatcher {
             } else {
                 false
             };
+            // A fix from an unresponsive crew brings it back: a change beyond its position.
+            let answering = inner
+                .engine
+                .crew(crew)
+                .is_some_and(|c| c.status != CrewStatus::Unresponsive);
             let events = inner.decide(command, actor, now)?;
             if position {
                 // Nothing recorded: a late or repeated fix.
@@ -1048,6 +1058,7 @@ impl Dispatcher {
                 &mut inner,
                 Batch {
                     events,
+                    supersedable_position: position && answering && only_positions,
                     ..Batch::default()
                 },
                 durability,

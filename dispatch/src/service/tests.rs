@@ -474,6 +474,7 @@ impl Store for SyncStore {
             last_seq: 0,
             idempotency,
             crew_tokens,
+            positions: Vec::new(),
         }))
         .boxed()
     }
@@ -1034,4 +1035,86 @@ async fn the_newest_backup_is_known_from_start_and_after_each_backup() {
     // A store with no file of its own has no backups at all.
     let (fresh, _) = dispatcher(memory_store(), clock, 2).await;
     assert_eq!(fresh.gauges().unwrap().last_backup_seconds, None);
+}
+
+/// A crew's position fix, as its phone sends it.
+async fn ping(dispatcher: &Dispatcher, crew: &CrewId, at: LatLon) {
+    let who = Principal::Crew(crew.clone());
+    dispatcher
+        .crew_position(&who, crew, at, None)
+        .await
+        .unwrap();
+}
+
+/// A crew's fixes are not logged one by one on the embedded store: only each crew's latest
+/// is kept, so a day of pings does not fill the log. After a restart every crew is where
+/// its last fix put it; a fix that brought an unresponsive crew back is logged, so that
+/// crew is back after the restart too, while one whose last fix came before it stopped
+/// answering stays unresponsive.
+#[tokio::test]
+async fn crew_fixes_survive_a_restart_without_filling_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let open = || -> Arc<dyn Store> { Arc::new(EmbeddedStore::open(dir.path()).unwrap()) };
+    let near =
+        |base: LatLon, i: u32| LatLon::new(base.lat() + f64::from(i) * 1e-4, base.lon()).unwrap();
+    let (back, silent, answering, base) = {
+        let store = open();
+        let (dispatcher, report) = dispatcher(store.clone(), clock.clone(), 4).await;
+        let base = report.location;
+        let created = dispatcher
+            .create_ticket(&Principal::Agent, report, None)
+            .await
+            .unwrap();
+        let back = created.ticket.crew.clone().unwrap();
+        clock.advance_minutes(5);
+        assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
+        // The next crew sends fixes, then stops answering too.
+        let silent = dispatcher
+            .ticket(&Principal::Agent, &created.ticket.id)
+            .await
+            .unwrap()
+            .ticket
+            .crew
+            .unwrap();
+        for i in 1..=3 {
+            ping(&dispatcher, &silent, near(base, 100 + i)).await;
+        }
+        clock.advance_minutes(5);
+        assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
+        let crews = dispatcher.crews().await.unwrap();
+        let answering = crews
+            .iter()
+            .find(|c| c.id != back && c.id != silent)
+            .unwrap()
+            .id
+            .clone();
+        for i in 1..=50 {
+            ping(&dispatcher, &answering, near(base, i)).await;
+        }
+        // The first crew's phone is heard from again: it is back.
+        ping(&dispatcher, &back, near(base, 99)).await;
+        drop(dispatcher);
+        store.close().await.unwrap();
+        (back, silent, answering, base)
+    };
+
+    let store = open();
+    let (events, _) = crate::store::conformance::replay_all(store.as_ref()).await;
+    let logged_fixes = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::CrewPosition { .. }))
+        .count();
+    assert_eq!(
+        logged_fixes, 1,
+        "only the fix that brought a crew back is logged"
+    );
+    let (dispatcher, _) = dispatcher(store, clock, 4).await;
+    let crews = dispatcher.crews().await.unwrap();
+    let crew = |id: &CrewId| crews.iter().find(|c| &c.id == id).unwrap().clone();
+    assert_eq!(crew(&answering).position, near(base, 50));
+    assert_eq!(crew(&back).position, near(base, 99));
+    assert_ne!(crew(&back).status, CrewStatus::Unresponsive);
+    assert_eq!(crew(&silent).position, near(base, 103));
+    assert_eq!(crew(&silent).status, CrewStatus::Unresponsive);
 }

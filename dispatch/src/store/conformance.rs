@@ -42,6 +42,7 @@ macro_rules! store_conformance_tests {
             records_come_back_in_replay,
             acknowledged_batches_survive_reopen,
             close_commits_lazy_batches_and_refuses_appends,
+            each_crews_latest_position_comes_back,
         );
     };
     (@each $backend:expr; $($property:ident),+ $(,)?) => {
@@ -66,6 +67,7 @@ pub async fn run_all<B: Backend>(backend: &B) {
     records_come_back_in_replay(backend).await;
     acknowledged_batches_survive_reopen(backend).await;
     close_commits_lazy_batches_and_refuses_appends(backend).await;
+    each_crews_latest_position_comes_back(backend).await;
 }
 
 pub async fn empty_store_replays_nothing<B: Backend>(backend: &B) {
@@ -174,6 +176,7 @@ pub async fn readers_never_see_part_of_a_batch<B: Backend>(backend: &B) {
                     idempotency: Some(idempotency_record(&format!("key-{k}"), &ticket)),
                     crew_token: Some(crew_token_record(k, &format!("C-{k}"))),
                     revoked_crew_tokens: Vec::new(),
+                    supersedable_position: false,
                 };
                 pending.push(store.append(batch, Durability::Durable));
                 if k % 4 == 3 {
@@ -334,6 +337,7 @@ pub async fn acknowledged_batches_survive_reopen<B: Backend>(backend: &B) {
         idempotency: Some(idempotency_record("key-1", "T-1")),
         crew_token: Some(crew_token_record(1, "C-1")),
         revoked_crew_tokens: Vec::new(),
+        supersedable_position: false,
     };
     let lazy = events_batch(vec![crew_position(3)]);
     let last = events_batch(vec![acknowledged(4, "T-2")]);
@@ -384,6 +388,76 @@ pub async fn acknowledged_batches_survive_reopen<B: Backend>(backend: &B) {
             acknowledged(2, "T-1"),
             departed(5, "T-1")
         ]
+    );
+}
+
+/// Each crew's latest position comes back after a reopen, however the store keeps the
+/// supersedable fixes (logged like any event, or only each crew's latest, apart from the
+/// log): the service sets what `Recovered::positions` holds after the replay, so that must
+/// be the latest fix, and a fix logged after a kept one must win over it.
+pub async fn each_crews_latest_position_comes_back<B: Backend>(backend: &B) {
+    let location = backend.location();
+    let fix = |crew: &str, at: u64| Batch {
+        events: vec![crew_position_of(crew, at)],
+        supersedable_position: true,
+        ..Batch::default()
+    };
+    // C-1: kept fixes, a logged one (it brought the crew back), then a kept one again.
+    // C-2: kept fixes, then a logged one, which is the latest.
+    let appends = [
+        fix("C-1", 1),
+        fix("C-2", 2),
+        fix("C-1", 3),
+        events_batch(vec![crew_position_of("C-1", 4)]),
+        fix("C-2", 5),
+        events_batch(vec![queued(6, "T-1")]),
+        fix("C-1", 7),
+        events_batch(vec![crew_position_of("C-2", 8)]),
+    ];
+    {
+        let store = backend.open(&location).await;
+        for batch in &appends {
+            store
+                .append(batch.clone(), Durability::Lazy)
+                .await
+                .expect("lazy append");
+        }
+        barrier(&store, 100).await;
+    }
+    let store = backend.open(&location).await;
+    let (events, recovered) = replay_all(&store).await;
+    // As the service rebuilds positions: the log in order, then the kept fixes.
+    let mut latest: std::collections::BTreeMap<String, i64> = Default::default();
+    for event in events.iter().chain(&recovered.positions) {
+        if let EventKind::CrewPosition { crew, .. } = &event.kind {
+            latest.insert(crew.to_string(), event.at.as_millis());
+        }
+    }
+    assert_eq!(
+        latest,
+        [("C-1".to_owned(), 7), ("C-2".to_owned(), 8)].into(),
+        "log {events:?}, kept apart {:?}",
+        recovered.positions
+    );
+    // Every event but the supersedable fixes is in the log, in order (a store may log
+    // those too).
+    let kept_apart = [1, 2, 3, 5, 7].map(millis);
+    let logged: Vec<&Event> = events
+        .iter()
+        .filter(|e| {
+            !(matches!(e.kind, EventKind::CrewPosition { .. }) && kept_apart.contains(&e.at))
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            &crew_position_of("C-1", 4),
+            &queued(6, "T-1"),
+            &crew_position_of("C-2", 8),
+        ]
+        .into_iter()
+        .chain(numbered_batch(100).events.iter())
+        .collect::<Vec<_>>()
     );
 }
 
@@ -517,11 +591,15 @@ pub fn departed(at: u64, ticket: &str) -> Event {
 }
 
 pub fn crew_position(at: u64) -> Event {
+    crew_position_of("C-1", at)
+}
+
+pub fn crew_position_of(crew: &str, at: u64) -> Event {
     Event {
         at: millis(at),
-        actor: Actor::Crew(CrewId::new("C-1")),
+        actor: Actor::Crew(CrewId::new(crew)),
         kind: EventKind::CrewPosition {
-            crew: CrewId::new("C-1"),
+            crew: CrewId::new(crew),
             location: location(),
             fix_at: None,
         },

@@ -10,6 +10,14 @@
 //! | `ticket_events` | `(ticket id, seq)`   | `()`: a ticket's timeline, in order     |
 //! | `idempotency`   | idempotency key      | `(request SHA-256, ticket id)`          |
 //! | `crew_tokens`   | token SHA-256        | crew id (a revoked token's row is gone) |
+//! | `crew_positions`| crew id              | `(next seq, the position event as JSON)` |
+//!
+//! `crew_positions` holds each crew's latest position fix that changed nothing else
+//! ([`Batch::supersedable_position`]), overwritten by the next: a ping every half minute
+//! from every crew would otherwise be nearly all of the log, growing it (and every restart's
+//! replay) by a few hundred thousand events a day. The sequence number stored with it is
+//! the log's next one when it was written, so replay knows whether it came after the
+//! crew's last position in the log (a fix that brought a crew back is logged).
 //!
 //! Events are JSON because the domain types already serialize that way and an operator can
 //! read them with any redb tool; replay decodes about a million per second (see the
@@ -92,6 +100,7 @@ const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const TICKET_EVENTS: TableDefinition<(&str, u64), ()> = TableDefinition::new("ticket_events");
 const IDEMPOTENCY: TableDefinition<&str, (&[u8; 32], &str)> = TableDefinition::new("idempotency");
 const CREW_TOKENS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("crew_tokens");
+const CREW_POSITIONS: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("crew_positions");
 
 /// The redb-backed [`Store`]. Open one per directory; a second open of the same directory
 /// (in this process or another) fails with [`StoreError::Unavailable`].
@@ -451,6 +460,7 @@ fn prepare(db: &Database) -> Result<u64, PrepareError> {
         txn.open_table(TICKET_EVENTS)?;
         txn.open_table(IDEMPOTENCY)?;
         txn.open_table(CREW_TOKENS)?;
+        txn.open_table(CREW_POSITIONS)?;
         let events = txn.open_table(EVENTS)?;
         let last = events.last()?.map(|(seq, _)| seq.value());
         match last {
@@ -576,9 +586,17 @@ fn read_everything(
     let events = txn.open_table(EVENTS).map_err(read_error)?;
     let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
     let stopped = || StoreError::Unavailable("the replay was abandoned".into());
+    // Per crew, the sequence number of its last position in the log.
+    let mut logged_position: std::collections::HashMap<crate::domain::CrewId, u64> =
+        std::collections::HashMap::new();
     for entry in events.iter().map_err(read_error)? {
         let (seq, bytes) = entry.map_err(read_error)?;
-        chunk.push(decode(seq.value(), bytes.value())?);
+        let event = decode(seq.value(), bytes.value())?;
+        if let crate::domain::EventKind::CrewPosition { crew, .. } = &event.kind {
+            // The id is a reference count: no allocation per logged fix.
+            logged_position.insert(crew.clone(), seq.value());
+        }
+        chunk.push(event);
         if chunk.len() == REPLAY_CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(REPLAY_CHUNK));
             chunks
@@ -619,11 +637,28 @@ fn read_everything(
             crew: crate::domain::CrewId::new(crew.value()),
         });
     }
+    let mut positions = Vec::new();
+    for entry in txn
+        .open_table(CREW_POSITIONS)
+        .map_err(read_error)?
+        .iter()
+        .map_err(read_error)?
+    {
+        let (crew, value) = entry.map_err(read_error)?;
+        let (written_before, bytes) = value.value();
+        let after_the_log = logged_position
+            .get(&crate::domain::CrewId::new(crew.value()))
+            .is_none_or(|&logged| written_before > logged);
+        if after_the_log {
+            positions.push(decode(written_before, bytes)?);
+        }
+    }
     Ok(Recovered {
         events: 0,
         last_seq: 0,
         idempotency,
         crew_tokens,
+        positions,
     })
 }
 
@@ -631,6 +666,9 @@ fn read_everything(
 #[derive(Debug)]
 struct Encoded {
     events: Vec<(Option<TicketId>, Vec<u8>)>,
+    /// A supersedable position fix: the crew's id and the event, kept in `crew_positions`
+    /// instead of `events`.
+    positions: Vec<(crate::domain::CrewId, Vec<u8>)>,
     idempotency: Option<IdempotencyRecord>,
     crew_token: Option<CrewTokenRecord>,
     revoked_crew_tokens: Vec<CrewTokenRecord>,
@@ -643,6 +681,7 @@ impl Encoded {
     /// cost the writer a fifth of its time.
     fn new(batch: Batch) -> Result<Self, String> {
         let mut events = Vec::with_capacity(batch.events.len());
+        let mut positions = Vec::new();
         for event in batch.events {
             if !event.kind.numbers_are_finite() {
                 return Err(format!(
@@ -652,10 +691,18 @@ impl Encoded {
             }
             let bytes = serde_json::to_vec(&event)
                 .map_err(|e| format!("a {} event cannot be encoded: {e}", event.kind.name()))?;
-            events.push((event.kind.ticket().cloned(), bytes));
+            match &event.kind {
+                crate::domain::EventKind::CrewPosition { crew, .. }
+                    if batch.supersedable_position =>
+                {
+                    positions.push((crew.clone(), bytes));
+                }
+                _ => events.push((event.kind.ticket().cloned(), bytes)),
+            }
         }
         Ok(Self {
             events,
+            positions,
             idempotency: batch.idempotency,
             crew_token: batch.crew_token,
             revoked_crew_tokens: batch.revoked_crew_tokens,
@@ -828,7 +875,15 @@ impl Writer {
                 .map_err(|e| aborted(e.into()))?;
             let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(|e| aborted(e.into()))?;
             let mut tokens = txn.open_table(CREW_TOKENS).map_err(|e| aborted(e.into()))?;
+            let mut positions = txn
+                .open_table(CREW_POSITIONS)
+                .map_err(|e| aborted(e.into()))?;
             for (batch, _) in appends {
+                for (crew, bytes) in &batch.positions {
+                    positions
+                        .insert(crew.as_str(), (seq, bytes.as_slice()))
+                        .map_err(|e| aborted(e.into()))?;
+                }
                 for (ticket, bytes) in &batch.events {
                     events
                         .insert(seq, bytes.as_slice())

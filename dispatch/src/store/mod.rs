@@ -56,6 +56,11 @@ pub struct Batch {
     pub crew_token: Option<CrewTokenRecord>,
     /// Crew tokens withdrawn (a lost or stolen phone): from this batch on they open nothing.
     pub revoked_crew_tokens: Vec<CrewTokenRecord>,
+    /// The batch is one crew position fix that changes nothing but the crew's position (the
+    /// crew was answering: a fix from an unresponsive crew also brings it back, and is not
+    /// one of these). A store may keep only each crew's latest such fix instead of logging
+    /// every one, and hand it back in [`Recovered::positions`].
+    pub supersedable_position: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +81,10 @@ pub struct Recovered {
     pub idempotency: Vec<IdempotencyRecord>,
     /// The crew tokens minted and not revoked.
     pub crew_tokens: Vec<CrewTokenRecord>,
+    /// Each crew's latest [`Batch::supersedable_position`] fix that the store kept apart from
+    /// the log, when it came after every position the log holds for that crew: to be set as
+    /// the crew's position after the replay, and nothing else (it brings no crew back).
+    pub positions: Vec<Event>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

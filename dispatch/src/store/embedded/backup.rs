@@ -13,7 +13,7 @@
 //! beyond the number to keep are removed: backups run on a schedule, and a disk they fill
 //! would stop the store.
 
-use super::{CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
+use super::{CREW_POSITIONS, CREW_TOKENS, EVENTS, FILE_NAME, IDEMPOTENCY, META, TICKET_EVENTS};
 use crate::domain::Timestamp;
 use crate::store::{Backup, StoreError};
 use redb::{Database, Key, ReadTransaction, ReadableTable, TableDefinition, TableError, Value};
@@ -198,6 +198,7 @@ fn copy_all(snapshot: &ReadTransaction, target: &Path) -> Result<u64, StoreError
     copy_table(snapshot, &copy, TICKET_EVENTS)?;
     copy_table(snapshot, &copy, IDEMPOTENCY)?;
     copy_table(snapshot, &copy, CREW_TOKENS)?;
+    copy_table(snapshot, &copy, CREW_POSITIONS)?;
     Ok(events)
 }
 

@@ -815,6 +815,8 @@ fn decode_entry(id: &str, fields: &HashMap<String, Value>) -> Result<Sequenced, 
             idempotency: stored.idempotency,
             crew_token: stored.crew_token,
             revoked_crew_tokens: stored.revoked_crew_tokens,
+            // Every fix is in the log here: following instances learn positions from it.
+            supersedable_position: false,
         },
     })
 }
