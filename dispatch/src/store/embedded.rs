@@ -17,7 +17,9 @@
 //! from every crew would otherwise be nearly all of the log, growing it (and every restart's
 //! replay) by a few hundred thousand events a day. The sequence number stored with it is
 //! the log's next one when it was written, so replay knows whether it came after the
-//! crew's last position in the log (a fix that brought a crew back is logged).
+//! crew's last position in the log (a fix that brought a crew back is logged). The writer
+//! holds these fixes until its next transaction (within [`LAZY_SYNC_INTERVAL`]), so a
+//! group of pings alone commits nothing.
 //!
 //! Events are JSON because the domain types already serialize that way and an operator can
 //! read them with any redb tool; replay decodes about a million per second (see the
@@ -222,6 +224,7 @@ impl EmbeddedStore {
             unsynced_since: None,
             storage_broken: false,
             location: location.clone(),
+            pending_positions: Default::default(),
         };
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -710,6 +713,17 @@ impl Encoded {
     }
 }
 
+impl Encoded {
+    /// Nothing for the transaction: no events, records or fixes.
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.positions.is_empty()
+            && self.idempotency.is_none()
+            && self.crew_token.is_none()
+            && self.revoked_crew_tokens.is_empty()
+    }
+}
+
 /// How a group's transaction ended when it did not commit.
 enum WriteFailure {
     /// Certainly not committed: the transaction never reached `commit`.
@@ -728,6 +742,11 @@ struct Writer {
     /// the store too, but leaves the storage sound enough to sync what committed.)
     storage_broken: bool,
     location: String,
+    /// Supersedable fixes not written yet, each crew's latest, with the log's next sequence
+    /// number when each came: written with the next transaction, which comes within
+    /// [`LAZY_SYNC_INTERVAL`] (they count as unsynced), so a group of pings alone costs no
+    /// transaction.
+    pending_positions: std::collections::HashMap<crate::domain::CrewId, (u64, Vec<u8>)>,
 }
 
 impl Writer {
@@ -796,6 +815,18 @@ impl Writer {
                 other => others.push(other),
             }
         }
+        // Supersedable fixes wait for the next transaction, each crew's latest only.
+        let mut seq = self.next_seq;
+        for (encoded, _) in &mut appends {
+            for (crew, bytes) in encoded.positions.drain(..) {
+                self.pending_positions.insert(crew, (seq, bytes));
+            }
+            seq = seq.saturating_add(encoded.events.len() as u64);
+        }
+        if !self.pending_positions.is_empty() && self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        let anything_to_write = appends.iter().any(|(encoded, _)| !encoded.is_empty());
         let must_sync = appends.iter().any(|(_, reply)| reply.is_some())
             || others
                 .iter()
@@ -803,10 +834,10 @@ impl Writer {
             || self
                 .unsynced_since
                 .is_some_and(|since| since.elapsed() >= LAZY_SYNC_INTERVAL);
-        let outcome = if appends.is_empty() && !(must_sync && self.unsynced_since.is_some()) {
-            Ok(())
-        } else {
+        let outcome = if anything_to_write || (must_sync && self.unsynced_since.is_some()) {
             self.write(&appends, must_sync)
+        } else {
+            Ok(())
         };
         let (append_error, other_error) = match &outcome {
             Ok(()) => (None, None),
@@ -878,12 +909,12 @@ impl Writer {
             let mut positions = txn
                 .open_table(CREW_POSITIONS)
                 .map_err(|e| aborted(e.into()))?;
+            for (crew, (written_before, bytes)) in self.pending_positions.drain() {
+                positions
+                    .insert(crew.as_str(), (written_before, bytes.as_slice()))
+                    .map_err(|e| aborted(e.into()))?;
+            }
             for (batch, _) in appends {
-                for (crew, bytes) in &batch.positions {
-                    positions
-                        .insert(crew.as_str(), (seq, bytes.as_slice()))
-                        .map_err(|e| aborted(e.into()))?;
-                }
                 for (ticket, bytes) in &batch.events {
                     events
                         .insert(seq, bytes.as_slice())
@@ -1055,6 +1086,44 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn the_in_memory_store_keeps_the_store_contract() {
         conformance::run_all(&InMemory).await;
+    }
+
+    /// A group of supersedable fixes alone commits nothing: the fixes wait for the next
+    /// transaction, which the writer forces within `LAZY_SYNC_INTERVAL` when nothing else
+    /// comes, and only each crew's latest is written.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fixes_alone_wait_for_the_next_transaction_but_not_longer() {
+        let memory = SharedMemory::default();
+        let store = EmbeddedStore::with_backend(memory.clone(), "memory").unwrap();
+        let before = store.commits();
+        for at in 1..=20 {
+            let fix = Batch {
+                events: vec![conformance::crew_position_of("C-1", at)],
+                supersedable_position: true,
+                ..Batch::default()
+            };
+            store.append(fix, Durability::Lazy).await.unwrap();
+        }
+        // Answered once the writer has handled everything before it.
+        store.ping().await.unwrap();
+        assert_eq!(
+            store.commits(),
+            before,
+            "a group of fixes alone was committed"
+        );
+        let deadline = Instant::now() + 10 * LAZY_SYNC_INTERVAL;
+        while store.commits() == before {
+            assert!(Instant::now() < deadline, "the fixes were never written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        drop(store);
+        let reopened = EmbeddedStore::with_backend(memory, "memory").unwrap();
+        let (events, recovered) = conformance::replay_all(&reopened).await;
+        assert!(events.is_empty(), "{events:?}");
+        assert_eq!(
+            recovered.positions,
+            vec![conformance::crew_position_of("C-1", 20)]
+        );
     }
 
     #[test]
