@@ -164,6 +164,44 @@ async fn a_batch_out_of_sequence_is_refused_and_nothing_is_written() {
     assert!(events.is_empty());
 }
 
+/// A client that lost the answer to an append may send the same call again on a new
+/// connection (the cluster client retries so). Once applied, the call answers as it did the
+/// first time, and the log holds it once: refusing it as out of sequence would tell the
+/// service that nothing was written, and its caller that the change was not made.
+#[tokio::test]
+async fn the_same_append_sent_again_answers_as_the_first_and_is_logged_once() {
+    let server = RedisServer::start();
+    let store = open(&server, "huizhou").await;
+    let head = match store.acquire("http://test", LEASE).await.unwrap() {
+        Lease::Acquired { head } => head,
+        other => panic!("{other:?}"),
+    };
+    store.fence(head + 1);
+    store
+        .append(numbered_batch(1), Durability::Durable)
+        .await
+        .unwrap();
+    // The same call again: same first sequence number, same batch.
+    store.fence(head + 1);
+    store
+        .append(numbered_batch(1), Durability::Durable)
+        .await
+        .expect("a repeated call that was applied is not refused");
+    assert_eq!(store.head().await.unwrap(), head + 1);
+    let (events, _) = replay_all(&store).await;
+    assert_eq!(events, numbered_batch(1).events);
+
+    // Another batch at a taken place is still refused, and writes nothing.
+    store.fence(head + 1);
+    let refused = store
+        .append(numbered_batch(2), Durability::Durable)
+        .await
+        .unwrap_err();
+    assert!(refused.is_certainly_aborted(), "{refused:?}");
+    let (events, _) = replay_all(&store).await;
+    assert_eq!(events, numbered_batch(1).events);
+}
+
 #[tokio::test]
 async fn a_crew_is_never_claimed_twice_nor_a_ticket_given_two_crews() {
     let server = RedisServer::start();

@@ -14,15 +14,12 @@
 -- A timeline gets the id of the log entry that holds its ticket's events: they are written
 -- once, in the log.
 -- Errors (nothing written): NOTLEADER, OUTOFSEQ, CLAIM.
+-- The same call sent again once it has been applied (a client that lost the answer and
+-- retried on a new connection, as the cluster client does) answers as the first did: the
+-- log's last batch is then this call's last, word for word.
 
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then
-  return redis.error_reply('NOTLEADER this instance does not hold the region lease')
-end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = tonumber(ARGV[2])
-if first ~= last + 1 then
-  return redis.error_reply('OUTOFSEQ the log ends at ' .. last .. ', the batch is ' .. first)
-end
 
 -- Parse every batch first.
 local batches = {}
@@ -56,6 +53,24 @@ for _ = 1, tonumber(ARGV[3]) do
   end
   at = at + 1
   table.insert(batches, b)
+end
+
+if first ~= last + 1 and #batches > 0 and first + #batches - 1 == last then
+  local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+  if tail then
+    local fields = tail[2]
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'batch' and fields[i + 1] == batches[#batches].payload then
+        return last
+      end
+    end
+  end
+end
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('NOTLEADER this instance does not hold the region lease')
+end
+if first ~= last + 1 then
+  return redis.error_reply('OUTOFSEQ the log ends at ' .. last .. ', the batch is ' .. first)
 end
 
 -- Check the claims in order, over what the earlier ones change (false: no entry).
