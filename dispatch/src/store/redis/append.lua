@@ -14,10 +14,15 @@
 -- A timeline gets the id of the log entry that holds its ticket's events: they are written
 -- once, in the log.
 -- Errors (nothing written): NOTLEADER, OUTOFSEQ, CLAIM.
--- The same call sent again once it has been applied (a client that lost the answer and
--- retried on a new connection, as the cluster client does) answers as the first did: the
--- log's last batch is then this call's last, word for word.
+-- The same call sent again by the lease holder once it has been applied (a client that
+-- lost the answer and retried on a new connection, as the cluster client does) answers as
+-- the first did: the log then ends with this call's batches, word for word. Only the holder
+-- gets that answer: another instance whose engine decided the same batches (two instances
+-- racing for one due deadline do) is refused, as it must be.
 
+if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+  return redis.error_reply('NOTLEADER this instance does not hold the region lease')
+end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = tonumber(ARGV[2])
 
@@ -55,19 +60,21 @@ for _ = 1, tonumber(ARGV[3]) do
   table.insert(batches, b)
 end
 
-if first ~= last + 1 and #batches > 0 and first + #batches - 1 == last then
-  local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
-  if tail then
-    local fields = tail[2]
-    for i = 1, #fields - 1, 2 do
-      if fields[i] == 'batch' and fields[i + 1] == batches[#batches].payload then
-        return last
-      end
-    end
+local function payload_of(entry)
+  local fields = entry[2]
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'batch' then return fields[i + 1] end
   end
+  return nil
 end
-if redis.call('GET', KEYS[3]) ~= ARGV[1] then
-  return redis.error_reply('NOTLEADER this instance does not hold the region lease')
+if first ~= last + 1 and #batches > 0 and first + #batches - 1 == last then
+  -- Newest first: the log's last entry is this call's last batch.
+  local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', #batches)
+  local applied = #tail == #batches
+  for i = 1, #tail do
+    if payload_of(tail[i]) ~= batches[#batches - i + 1].payload then applied = false end
+  end
+  if applied then return last end
 end
 if first ~= last + 1 then
   return redis.error_reply('OUTOFSEQ the log ends at ' .. last .. ', the batch is ' .. first)
