@@ -152,6 +152,16 @@ impl StormReason {
 }
 
 impl EventKind {
+    /// The crew whose position this event sets: a position fix, or an arrival on site (the
+    /// crew is where the fault is). A store that keeps fixes apart from its log must not let
+    /// an older fix undo either.
+    pub fn sets_position_of(&self) -> Option<&CrewId> {
+        match self {
+            EventKind::CrewPosition { crew, .. } | EventKind::Arrived { crew, .. } => Some(crew),
+            _ => None,
+        }
+    }
+
     /// The ticket whose timeline this event belongs to.
     pub fn ticket(&self) -> Option<&TicketId> {
         match self {

@@ -404,6 +404,7 @@ pub async fn each_crews_latest_position_comes_back<B: Backend>(backend: &B) {
     };
     // C-1: kept fixes, a logged one (it brought the crew back), then a kept one again.
     // C-2: kept fixes, then a logged one, which is the latest.
+    // C-3: a kept fix, then at once its arrival on site, which puts it where the fault is.
     let appends = [
         fix("C-1", 1),
         fix("C-2", 2),
@@ -413,6 +414,8 @@ pub async fn each_crews_latest_position_comes_back<B: Backend>(backend: &B) {
         events_batch(vec![queued(6, "T-1")]),
         fix("C-1", 7),
         events_batch(vec![crew_position_of("C-2", 8)]),
+        fix("C-3", 9),
+        events_batch(vec![arrived(10, "T-3", "C-3")]),
     ];
     {
         let store = backend.open(&location).await;
@@ -429,19 +432,24 @@ pub async fn each_crews_latest_position_comes_back<B: Backend>(backend: &B) {
     // As the service rebuilds positions: the log in order, then the kept fixes.
     let mut latest: std::collections::BTreeMap<String, i64> = Default::default();
     for event in events.iter().chain(&recovered.positions) {
-        if let EventKind::CrewPosition { crew, .. } = &event.kind {
+        if let Some(crew) = event.kind.sets_position_of() {
             latest.insert(crew.to_string(), event.at.as_millis());
         }
     }
     assert_eq!(
         latest,
-        [("C-1".to_owned(), 7), ("C-2".to_owned(), 8)].into(),
+        [
+            ("C-1".to_owned(), 7),
+            ("C-2".to_owned(), 8),
+            ("C-3".to_owned(), 10)
+        ]
+        .into(),
         "log {events:?}, kept apart {:?}",
         recovered.positions
     );
     // Every event but the supersedable fixes is in the log, in order (a store may log
     // those too).
-    let kept_apart = [1, 2, 3, 5, 7].map(millis);
+    let kept_apart = [1, 2, 3, 5, 7, 9].map(millis);
     let logged: Vec<&Event> = events
         .iter()
         .filter(|e| {
@@ -454,6 +462,7 @@ pub async fn each_crews_latest_position_comes_back<B: Backend>(backend: &B) {
             &crew_position_of("C-1", 4),
             &queued(6, "T-1"),
             &crew_position_of("C-2", 8),
+            &arrived(10, "T-3", "C-3"),
         ]
         .into_iter()
         .chain(numbered_batch(100).events.iter())
@@ -575,6 +584,18 @@ pub fn acknowledged(at: u64, ticket: &str) -> Event {
         kind: EventKind::Acknowledged {
             ticket: TicketId::new(ticket),
             crew: CrewId::new("C-1"),
+        },
+    }
+}
+
+pub fn arrived(at: u64, ticket: &str, crew: &str) -> Event {
+    Event {
+        at: millis(at),
+        actor: Actor::Crew(CrewId::new(crew)),
+        kind: EventKind::Arrived {
+            ticket: TicketId::new(ticket),
+            crew: CrewId::new(crew),
+            location: Some(location()),
         },
     }
 }

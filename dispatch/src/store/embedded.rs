@@ -17,9 +17,9 @@
 //! from every crew would otherwise be nearly all of the log, growing it (and every restart's
 //! replay) by a few hundred thousand events a day. The sequence number stored with it is
 //! the log's next one when it was written, so replay knows whether it came after the
-//! crew's last position in the log (a fix that brought a crew back is logged). The writer
-//! holds these fixes until its next transaction (within [`LAZY_SYNC_INTERVAL`]), so a
-//! group of pings alone commits nothing.
+//! last event in the log that set the crew's position (a fix that brought a crew back, an
+//! arrival on site). The writer holds these fixes until its next transaction (within
+//! [`LAZY_SYNC_INTERVAL`]), so a group of pings alone commits nothing.
 //!
 //! Events are JSON because the domain types already serialize that way and an operator can
 //! read them with any redb tool; replay decodes about a million per second (see the
@@ -589,13 +589,13 @@ fn read_everything(
     let events = txn.open_table(EVENTS).map_err(read_error)?;
     let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
     let stopped = || StoreError::Unavailable("the replay was abandoned".into());
-    // Per crew, the sequence number of its last position in the log.
+    // Per crew, the sequence number of the last event in the log that set its position.
     let mut logged_position: std::collections::HashMap<crate::domain::CrewId, u64> =
         std::collections::HashMap::new();
     for entry in events.iter().map_err(read_error)? {
         let (seq, bytes) = entry.map_err(read_error)?;
         let event = decode(seq.value(), bytes.value())?;
-        if let crate::domain::EventKind::CrewPosition { crew, .. } = &event.kind {
+        if let Some(crew) = event.kind.sets_position_of() {
             // The id is a reference count: no allocation per logged fix.
             logged_position.insert(crew.clone(), seq.value());
         }

@@ -82,8 +82,9 @@ pub struct Recovered {
     /// The crew tokens minted and not revoked.
     pub crew_tokens: Vec<CrewTokenRecord>,
     /// Each crew's latest [`Batch::supersedable_position`] fix that the store kept apart from
-    /// the log, when it came after every position the log holds for that crew: to be set as
-    /// the crew's position after the replay, and nothing else (it brings no crew back).
+    /// the log, when it came after every event in the log that set that crew's position
+    /// ([`crate::domain::EventKind::sets_position_of`]): to be set as the crew's position
+    /// after the replay, and nothing else (it brings no crew back).
     pub positions: Vec<Event>,
 }
 
