@@ -437,3 +437,38 @@ fn a_store_in_memory_has_no_backup() {
     let store = EmbeddedStore::in_memory().unwrap();
     assert!(store.backup(Timestamp::from_millis(0), 7).is_none());
 }
+
+/// Backups go one at a time: one asked for while another is under way is refused at once as
+/// busy, with nothing written, rather than queued holding a read snapshot; the mark lasts
+/// until the copy is written, and a backup dropped before its copy began leaves none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_asked_for_while_another_is_under_way_is_refused_as_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    for k in 0..20 {
+        store
+            .append(whole_batch(k), Durability::Durable)
+            .await
+            .unwrap();
+    }
+    let at = |second: i64| Timestamp::from_millis(1_764_594_309_000 + second * 1000);
+    let first = store.backup(at(0), 0).expect("a store on disk backs up");
+    let refused = store.backup(at(1), 0).unwrap().await.unwrap_err();
+    assert!(matches!(refused, StoreError::Busy(_)), "{refused:?}");
+    assert!(refused.is_certainly_aborted());
+    first.await.expect("the first backup");
+    store.backup(at(2), 0).unwrap().await.expect("the next one");
+    drop(store.backup(at(3), 0).unwrap());
+    store
+        .backup(at(4), 0)
+        .unwrap()
+        .await
+        .expect("one after a backup dropped before it began");
+    let written = std::fs::read_dir(dir.path().join(BACKUP_DIR_NAME))
+        .unwrap()
+        .count();
+    assert_eq!(
+        written, 3,
+        "the refused and the dropped backups wrote nothing"
+    );
+}

@@ -1169,6 +1169,10 @@ impl Dispatcher {
                 "only the embedded store on disk is; back up Redis with its own persistence",
             ))?;
         let backup = backup.await.map_err(|error| {
+            if let StoreError::Busy(_) = error {
+                // The store's own copy outlives a request that stopped waiting for it.
+                return ServiceError::BackupUnderWay;
+            }
             metrics::backup(false);
             tracing::error!(%error, "store backup failed");
             // The reason alone: the error's own wording ("the store is unavailable") is not
@@ -1176,7 +1180,8 @@ impl Dispatcher {
             let (StoreError::Unavailable(reason)
             | StoreError::OutcomeUnknown(reason)
             | StoreError::Corrupt(reason)
-            | StoreError::Unfit(reason)) = error;
+            | StoreError::Unfit(reason)
+            | StoreError::Busy(reason)) = error;
             ServiceError::BackupFailed(reason)
         })?;
         tracing::info!(

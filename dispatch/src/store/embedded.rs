@@ -63,7 +63,7 @@ use crate::domain::{Event, TicketId, Timestamp};
 use futures_util::future::BoxFuture;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
@@ -118,8 +118,20 @@ pub struct EmbeddedStore {
     location: String,
     /// The store's directory; `None` for a store that is not a file (no backups then).
     dir: Option<PathBuf>,
-    /// Held while a backup is written: backups go one at a time.
-    backing_up: Arc<Mutex<()>>,
+    /// Set from a backup's start until its copy is written, even when whoever asked for it
+    /// stopped waiting: backups go one at a time, and one asked for meanwhile is refused
+    /// rather than queued holding a read snapshot.
+    backing_up: Arc<AtomicBool>,
+}
+
+/// Clears [`EmbeddedStore::backing_up`] when dropped: at the end of the copy, or with a
+/// backup's future dropped before its copy began.
+struct BackupUnderWay(Arc<AtomicBool>);
+
+impl Drop for BackupUnderWay {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 /// What the store and its writer thread both see.
@@ -392,17 +404,21 @@ impl Store for EmbeddedStore {
         keep: u32,
     ) -> Option<BoxFuture<'_, Result<Backup, StoreError>>> {
         let dir = self.dir.clone()?;
-        let backing_up = Arc::clone(&self.backing_up);
+        if self.backing_up.swap(true, Ordering::AcqRel) {
+            return Some(Box::pin(async {
+                Err(StoreError::Busy("a backup is being written already".into()))
+            }));
+        }
+        let under_way = BackupUnderWay(Arc::clone(&self.backing_up));
         let (reply, answer) = oneshot::channel();
         let sent = self.send(Request::Snapshot(reply));
         Some(Box::pin(async move {
             sent?;
             let snapshot = answer.await.unwrap_or_else(|_| Err(writer_vanished()))?;
+            // The copy owns the mark: it goes on when the request is dropped, and so does
+            // the refusal of another backup.
             blocking(move || {
-                // Poisoned only by a panic in an earlier backup, which left nothing to guard.
-                let _one_at_a_time = backing_up
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _under_way = under_way;
                 backup::write(snapshot, &dir, taken_at, keep)
             })
             .await

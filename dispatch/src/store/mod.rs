@@ -104,12 +104,19 @@ pub enum StoreError {
     /// persistence, a server too old): needs an operator. Nothing was written.
     #[error("the store is not fit for use: {0}")]
     Unfit(String),
+    /// Something the store does one at a time (a backup) is under way, so this one was not
+    /// started. Nothing was written.
+    #[error("the store is busy: {0}")]
+    Busy(String),
 }
 
 impl StoreError {
     /// True when the batch certainly was not written.
     pub fn is_certainly_aborted(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Unfit(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Unfit(_) | StoreError::Busy(_)
+        )
     }
 }
 
