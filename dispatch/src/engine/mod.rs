@@ -1287,7 +1287,6 @@ impl Engine {
         }
     }
 
-    /// `when`: as the service learned it; `fix_at`: when the phone says it took the fix.
     /// Sets a crew's position from a fix its store kept apart from the log
     /// ([`crate::store::Recovered::positions`]), after the replay: the position only. Unlike
     /// applying the event, it brings no unresponsive crew back: the fix came while the
@@ -1303,6 +1302,7 @@ impl Engine {
         }
     }
 
+    /// `when`: as the service learned it; `fix_at`: when the phone says it took the fix.
     fn set_crew_position(
         &mut self,
         crew: &CrewId,
