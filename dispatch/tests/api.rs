@@ -1414,23 +1414,31 @@ mod store_and_deadlines {
         assert_eq!(status, StatusCode::OK);
     }
 
-    /// SIGTERM while a report is being committed: no new connection is taken, the report is
-    /// still answered 201, and then the service stops cleanly.
-    #[tokio::test]
-    async fn a_shutdown_finishes_the_requests_under_way() {
+    /// A service whose store holds its commits until released, with one report sent and
+    /// waiting on its commit: the request stays under way until `store.release()`.
+    async fn with_a_report_held(
+        server: ServerConfig,
+    ) -> (
+        TestApp,
+        Arc<FaultyStore>,
+        tokio::task::JoinHandle<(StatusCode, Value)>,
+    ) {
         let store = FaultyStore::new();
-        let mut app = TestApp::spawn_with(
-            store.clone(),
-            Arc::new(SystemClock),
-            ServerConfig::default(),
-        )
-        .await;
+        let app = TestApp::spawn_with(store.clone(), Arc::new(SystemClock), server).await;
         store.stall();
         let slow = tokio::spawn(send(
             app.request(Method::POST, "/v1/tickets", Some(AGENT))
                 .json(&report()),
         ));
         store.arrived.notified().await;
+        (app, store, slow)
+    }
+
+    /// SIGTERM while a report is being committed: no new connection is taken, the report is
+    /// still answered 201, and then the service stops cleanly.
+    #[tokio::test]
+    async fn a_shutdown_finishes_the_requests_under_way() {
+        let (mut app, store, slow) = with_a_report_held(ServerConfig::default()).await;
         app.signal_shutdown();
         let addr = app.addr;
         tokio::time::timeout(std::time::Duration::from_secs(10), async move {
@@ -1449,23 +1457,12 @@ mod store_and_deadlines {
 
     #[tokio::test]
     async fn requests_over_the_in_flight_limit_are_answered_429() {
-        let store = FaultyStore::new();
-        let app = TestApp::spawn_with(
-            store.clone(),
-            Arc::new(SystemClock),
-            ServerConfig {
-                max_in_flight: 1,
-                ..ServerConfig::default()
-            },
-        )
-        .await;
-        store.stall();
-        let slow = tokio::spawn(send(
-            app.request(Method::POST, "/v1/tickets", Some(AGENT))
-                .json(&report()),
-        ));
         // The report holds the only slot while its commit waits.
-        store.arrived.notified().await;
+        let (app, store, slow) = with_a_report_held(ServerConfig {
+            max_in_flight: 1,
+            ..ServerConfig::default()
+        })
+        .await;
         let response = app
             .request(Method::GET, "/v1/tickets", Some(AGENT))
             .send()
@@ -1486,21 +1483,22 @@ mod store_and_deadlines {
         assert_eq!(status, StatusCode::OK);
     }
 
+    /// A service with these server settings, on the real clock and a store that keeps up.
+    async fn serving(server: ServerConfig) -> TestApp {
+        TestApp::spawn_with(FaultyStore::new(), Arc::new(SystemClock), server).await
+    }
+
     /// A phone that loses signal halfway through sending a report must not hold its place
     /// under `max_in_flight` for ever: its silent body is given up with 408, and the place is
     /// free for the next request.
     #[tokio::test]
     async fn a_body_that_stops_arriving_is_answered_408_and_frees_its_place() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let app = TestApp::spawn_with(
-            FaultyStore::new(),
-            Arc::new(SystemClock),
-            ServerConfig {
-                max_in_flight: 1,
-                body_timeout_ms: 300,
-                ..ServerConfig::default()
-            },
-        )
+        let app = serving(ServerConfig {
+            max_in_flight: 1,
+            body_timeout_ms: 300,
+            ..ServerConfig::default()
+        })
         .await;
         let mut stalled = tokio::net::TcpStream::connect(app.addr).await.unwrap();
         let head = format!(
@@ -1530,14 +1528,10 @@ mod store_and_deadlines {
     #[tokio::test]
     async fn a_request_head_that_stops_arriving_closes_its_connection() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let app = TestApp::spawn_with(
-            FaultyStore::new(),
-            Arc::new(SystemClock),
-            ServerConfig {
-                header_timeout_ms: 300,
-                ..ServerConfig::default()
-            },
-        )
+        let app = serving(ServerConfig {
+            header_timeout_ms: 300,
+            ..ServerConfig::default()
+        })
         .await;
         let closed_within = |mut connection: tokio::net::TcpStream| async move {
             let mut answer = Vec::new();
