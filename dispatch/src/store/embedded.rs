@@ -590,6 +590,24 @@ fn read_timeline(db: &Database, ticket: &TicketId) -> Result<Vec<Event>, StoreEr
     Ok(timeline)
 }
 
+/// Calls `row` with every row of `table`, in key order.
+fn for_each_row<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    table: TableDefinition<K, V>,
+    mut row: impl for<'a> FnMut(K::SelfType<'a>, V::SelfType<'a>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for entry in txn
+        .open_table(table)
+        .map_err(read_error)?
+        .iter()
+        .map_err(read_error)?
+    {
+        let (key, value) = entry.map_err(read_error)?;
+        row(key.value(), value.value())?;
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 enum ReplayChunk {
     Events(Vec<Event>),
@@ -629,49 +647,32 @@ fn read_everything(
             .map_err(|_| stopped())?;
     }
     let mut idempotency = Vec::new();
-    for entry in txn
-        .open_table(IDEMPOTENCY)
-        .map_err(read_error)?
-        .iter()
-        .map_err(read_error)?
-    {
-        let (key, value) = entry.map_err(read_error)?;
-        let (request_sha256, ticket) = value.value();
+    for_each_row(&txn, IDEMPOTENCY, |key, (request_sha256, ticket)| {
         idempotency.push(IdempotencyRecord {
-            key: key.value().to_owned(),
+            key: key.to_owned(),
             request_sha256: *request_sha256,
             ticket: TicketId::new(ticket),
         });
-    }
+        Ok(())
+    })?;
     let mut crew_tokens = Vec::new();
-    for entry in txn
-        .open_table(CREW_TOKENS)
-        .map_err(read_error)?
-        .iter()
-        .map_err(read_error)?
-    {
-        let (token, crew) = entry.map_err(read_error)?;
+    for_each_row(&txn, CREW_TOKENS, |token, crew| {
         crew_tokens.push(CrewTokenRecord {
-            token_sha256: *token.value(),
-            crew: crate::domain::CrewId::new(crew.value()),
+            token_sha256: *token,
+            crew: crate::domain::CrewId::new(crew),
         });
-    }
+        Ok(())
+    })?;
     let mut positions = Vec::new();
-    for entry in txn
-        .open_table(CREW_POSITIONS)
-        .map_err(read_error)?
-        .iter()
-        .map_err(read_error)?
-    {
-        let (crew, value) = entry.map_err(read_error)?;
-        let (written_before, bytes) = value.value();
+    for_each_row(&txn, CREW_POSITIONS, |crew, (written_before, bytes)| {
         let after_the_log = logged_position
-            .get(&crate::domain::CrewId::new(crew.value()))
+            .get(&crate::domain::CrewId::new(crew))
             .is_none_or(|&logged| written_before > logged);
         if after_the_log {
             positions.push(decode(written_before, bytes)?);
         }
-    }
+        Ok(())
+    })?;
     Ok(Recovered {
         events: 0,
         last_seq: 0,
