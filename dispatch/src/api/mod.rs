@@ -220,12 +220,8 @@ pub fn app(
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
-        .layer(middleware::map_request(
-            move |request: Request| async move {
-                request.map(|body| {
-                    axum::body::Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, body))
-                })
-            },
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            body_timeout,
         ))
         .layer(middleware::from_fn(track))
         .with_state(state)
