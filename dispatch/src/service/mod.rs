@@ -1017,10 +1017,13 @@ impl Dispatcher {
         ))?;
         let commit = {
             let mut inner = self.lock()?;
-            inner
+            // A fix from an unresponsive crew brings it back: a change beyond its position.
+            let answering = inner
                 .engine
                 .crew(crew)
-                .ok_or(ServiceError::NotFound("crew"))?;
+                .ok_or(ServiceError::NotFound("crew"))?
+                .status
+                != CrewStatus::Unresponsive;
             Self::check_own_crew(who, crew)?;
             self.writable()?;
             let now = inner.now(self.clock.as_ref());
@@ -1033,11 +1036,6 @@ impl Dispatcher {
             } else {
                 false
             };
-            // A fix from an unresponsive crew brings it back: a change beyond its position.
-            let answering = inner
-                .engine
-                .crew(crew)
-                .is_some_and(|c| c.status != CrewStatus::Unresponsive);
             let events = inner.decide(command, actor, now)?;
             if position {
                 // Nothing recorded: a late or repeated fix.
@@ -1168,21 +1166,19 @@ impl Dispatcher {
             .ok_or(ServiceError::BackupNotSupported(
                 "only the embedded store on disk is; back up Redis with its own persistence",
             ))?;
-        let backup = backup.await.map_err(|error| {
-            if let StoreError::Busy(_) = error {
-                // The store's own copy outlives a request that stopped waiting for it.
-                return ServiceError::BackupUnderWay;
-            }
-            metrics::backup(false);
-            tracing::error!(%error, "store backup failed");
-            // The reason alone: the error's own wording ("the store is unavailable") is not
-            // true of a store that goes on taking writes.
-            let (StoreError::Unavailable(reason)
+        let backup = backup.await.map_err(|error| match error {
+            // The store's own copy outlives a request that stopped waiting for it.
+            StoreError::Busy(_) => ServiceError::BackupUnderWay,
+            StoreError::Unavailable(reason)
             | StoreError::OutcomeUnknown(reason)
             | StoreError::Corrupt(reason)
-            | StoreError::Unfit(reason)
-            | StoreError::Busy(reason)) = error;
-            ServiceError::BackupFailed(reason)
+            | StoreError::Unfit(reason) => {
+                metrics::backup(false);
+                tracing::error!(error = %reason, "store backup failed");
+                // The reason alone: the error's own wording ("the store is unavailable") is
+                // not true of a store that goes on taking writes.
+                ServiceError::BackupFailed(reason)
+            }
         })?;
         tracing::info!(
             backup.path = %backup.path.display(),

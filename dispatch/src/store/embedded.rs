@@ -923,13 +923,15 @@ impl Writer {
                 .map_err(|e| aborted(e.into()))?;
             let mut idempotency = txn.open_table(IDEMPOTENCY).map_err(|e| aborted(e.into()))?;
             let mut tokens = txn.open_table(CREW_TOKENS).map_err(|e| aborted(e.into()))?;
-            let mut positions = txn
-                .open_table(CREW_POSITIONS)
-                .map_err(|e| aborted(e.into()))?;
-            for (crew, (written_before, bytes)) in self.pending_positions.drain() {
-                positions
-                    .insert(crew.as_str(), (written_before, bytes.as_slice()))
+            if !self.pending_positions.is_empty() {
+                let mut positions = txn
+                    .open_table(CREW_POSITIONS)
                     .map_err(|e| aborted(e.into()))?;
+                for (crew, (written_before, bytes)) in self.pending_positions.drain() {
+                    positions
+                        .insert(crew.as_str(), (written_before, bytes.as_slice()))
+                        .map_err(|e| aborted(e.into()))?;
+                }
             }
             for (batch, _) in appends {
                 for (ticket, bytes) in &batch.events {
