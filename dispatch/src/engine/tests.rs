@@ -421,16 +421,35 @@ fn an_important_repeat_raises_its_waiting_first_report() {
         Priority::Normal,
         "its own stays as reported"
     );
+    // An emergency beats an important customer: an emergency repeat of the voltage
+    // complaint puts it first again.
+    let emergency = Precedence {
+        emergency: true,
+        important: false,
+    };
+    let names = create(
+        &mut engine,
+        "sparking",
+        FaultCategory::VoltageQuality,
+        0.0105,
+        emergency,
+    );
+    assert_eq!(names, ["reported", "merged"]);
+    assert_eq!(order(&engine), ["quality", "household"]);
+    let quality = engine.ticket(&TicketId::new("quality")).unwrap();
+    assert!(quality.precedence().emergency);
     assert!(engine.audit().is_empty());
     let mut replayed = Engine::new(config, region).unwrap();
     for event in &log {
         replayed.apply(event);
     }
     assert_eq!(order(&replayed), order(&engine));
-    assert_eq!(
-        replayed.ticket(&TicketId::new("household")).unwrap(),
-        engine.ticket(&TicketId::new("household")).unwrap()
-    );
+    for id in ["household", "quality"] {
+        assert_eq!(
+            replayed.ticket(&TicketId::new(id)).unwrap(),
+            engine.ticket(&TicketId::new(id)).unwrap()
+        );
+    }
 }
 
 #[test]

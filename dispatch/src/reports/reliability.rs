@@ -827,8 +827,8 @@ mod tests {
             // station's customers.
             let most: u64 = list
                 .iter()
-                .filter(|i| window.contains(i.end) && i.excluded.is_none())
-                .filter_map(|i| served.get(&i.station).map(|n| i.customers.min(*n)))
+                .filter(|i| i.counts_in(window, &served) && i.excluded.is_none())
+                .map(|i| i.customers.min(served[&i.station]))
                 .sum();
             prop_assert!(r.customers_interrupted <= most);
         }
