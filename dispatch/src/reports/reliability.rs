@@ -277,47 +277,41 @@ pub fn reliability(
     window: Window,
     config: &ReliabilityConfig,
 ) -> ReliabilityReport {
-    let without = |cause: OutageCause| {
-        let kept: Vec<Interruption> = interruptions
-            .iter()
-            .filter(|i| i.cause != cause)
-            .cloned()
-            .collect();
-        indices(&kept, served, window, config).rs
-    };
-    let mut report = indices(interruptions, served, window, config);
-    report.rs_excluding_external = without(OutageCause::External);
-    report.rs_excluding_supply_limit = without(OutageCause::SupplyLimit);
-    let momentary_ms = i64::from(config.momentary_minutes) * 60_000;
-    for (cause, count) in &mut report.by_cause {
-        *count = interruptions
-            .iter()
-            .filter(|i| i.cause == *cause && i.excluded.is_none() && i.counts_in(window, served))
-            .filter(|i| lasted(i.start, i.end, momentary_ms))
-            .count() as u64;
+    let rs_without = |cause| indices(interruptions, served, window, config, Some(cause)).rs;
+    ReliabilityReport {
+        rs_excluding_external: rs_without(OutageCause::External),
+        rs_excluding_supply_limit: rs_without(OutageCause::SupplyLimit),
+        ..indices(interruptions, served, window, config, None)
     }
-    report
 }
 
-/// The indices over every interruption given (RS-2 and RS-3 are left to [`reliability`]).
+/// The indices over every interruption given but those of cause `leave_out` (RS-2 and RS-3
+/// are left to [`reliability`]).
 fn indices(
     interruptions: &[Interruption],
     served: &HashMap<StationId, u64>,
     window: Window,
     config: &ReliabilityConfig,
+    leave_out: Option<OutageCause>,
 ) -> ReliabilityReport {
     let momentary_ms = i64::from(config.momentary_minutes) * 60_000;
     let mut excluded_customer_side = 0;
     // Per station: one-customer interruptions by phone, and the rest.
     let mut by_phone: HashMap<(&StationId, &str), Vec<(Timestamp, Timestamp)>> = HashMap::new();
     let mut spans: HashMap<&StationId, Vec<(Timestamp, Timestamp, u64)>> = HashMap::new();
+    let mut by_cause = OutageCause::ALL.map(|cause| (cause, 0));
     for i in interruptions {
-        if !i.counts_in(window, served) {
+        if !i.counts_in(window, served) || leave_out == Some(i.cause) {
             continue;
         }
         if i.excluded.is_some() {
             excluded_customer_side += 1;
             continue;
+        }
+        if lasted(i.start, i.end, momentary_ms)
+            && let Some((_, count)) = by_cause.iter_mut().find(|(cause, _)| *cause == i.cause)
+        {
+            *count += 1;
         }
         match &i.phone {
             Some(phone) => by_phone
@@ -388,7 +382,7 @@ fn indices(
             .then(|| (1.0 - customer_hours / (n_t * period_hours)).clamp(0.0, 1.0)),
         rs_excluding_external: None,
         rs_excluding_supply_limit: None,
-        by_cause: OutageCause::ALL.map(|cause| (cause, 0)),
+        by_cause,
     }
 }
 
