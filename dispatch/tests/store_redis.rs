@@ -269,6 +269,16 @@ async fn a_crew_is_never_claimed_twice_nor_a_ticket_given_two_crews() {
             .trim(),
         "T-2"
     );
+    // The released ticket has no crew left in the hash; the new claim is there.
+    let crew_of = |ticket: &str| {
+        server
+            .cli(&["HGET", "dispatch:{huizhou}:ticket-crews", ticket])
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(crew_of("T-1"), "");
+    assert_eq!(crew_of("T-2"), "C-1");
     assert_eq!(
         server
             .cli(&["HGET", "dispatch:{huizhou}:ticket:T-2", "state"])
@@ -276,6 +286,38 @@ async fn a_crew_is_never_claimed_twice_nor_a_ticket_given_two_crews() {
             .trim(),
         "dispatched"
     );
+}
+
+/// A storm's batch assignment can dispatch hundreds of crews in one batch: more than the
+/// script passes to one Redis call, so its reads and writes of the claims go in parts.
+#[tokio::test]
+async fn a_batch_of_more_claims_than_one_call_takes_records_every_one() {
+    const CLAIMS: usize = 1_200;
+    let server = RedisServer::start();
+    let store = open(&server, "huizhou").await;
+    lead(&server, &store).await;
+    let storm: Vec<Event> = (0..CLAIMS)
+        .map(|i| dispatched(1, &format!("T-{i}"), &format!("C-{i}")))
+        .collect();
+    store
+        .append(events_batch(storm), Durability::Durable)
+        .await
+        .unwrap();
+    for hash in ["crew-jobs", "ticket-crews"] {
+        let count = server
+            .cli(&["HLEN", &format!("dispatch:{{huizhou}}:{hash}")])
+            .unwrap();
+        assert_eq!(count.trim(), CLAIMS.to_string(), "{hash}");
+    }
+    // And the last of them is checked like the first: its crew cannot be claimed again.
+    let refused = store
+        .append(
+            events_batch(vec![dispatched(2, "T-new", &format!("C-{}", CLAIMS - 1))]),
+            Durability::Durable,
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.is_certainly_aborted(), "{refused:?}");
 }
 
 #[tokio::test]
