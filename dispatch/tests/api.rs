@@ -1575,7 +1575,9 @@ mod store_and_deadlines {
         let ticket = app.create(report()).await;
         let first = ticket["crew_id"].as_str().unwrap().to_owned();
 
+        // Just past the five minutes: at the deadline itself the crew may still acknowledge.
         clock.advance_minutes(5);
+        clock.advance_millis(1);
         app.fire_deadlines().await;
 
         let (_, after) = app

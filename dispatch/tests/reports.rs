@@ -326,7 +326,9 @@ async fn a_timed_out_dispatch_is_an_acknowledge_breach_beside_the_next_crews_ack
     let ticket = app
         .create(report_at(STATION_LAT, STATION_LON, "no_power"))
         .await;
+    // Just past the five minutes: at the deadline itself the crew may still acknowledge.
     clock.advance_minutes(5);
+    clock.advance_millis(1);
     app.fire_deadlines().await;
     let (_, redispatched) = app
         .get(&format!("/v1/tickets/{}", id(&ticket)), SUPERVISOR)

@@ -117,9 +117,11 @@ impl DeadlineBook {
         self.due.first()
     }
 
-    /// The earliest checkpoint due at `now`, if any.
+    /// The earliest checkpoint passed by `now`, if any: strictly before it, as a step at the
+    /// very instant of its deadline meets it. Firing at that instant would record a breach
+    /// that a step in the same millisecond then meets: both in the timeline and the metrics.
     pub(super) fn first_due(&self, now: Timestamp) -> Option<Checkpoint> {
-        self.due.first().filter(|c| c.at <= now).cloned()
+        self.due.first().filter(|c| c.at < now).cloned()
     }
 
     pub(super) fn pending(&self, ticket: &TicketId) -> &[Checkpoint] {

@@ -420,7 +420,10 @@ impl Engine {
     /// When the next pending SLA checkpoint of any open ticket is due: the instant to run
     /// [`Command::FireDeadlines`] at. `None` when no clock runs.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.deadlines.next().map(|c| c.at)
+        // The first instant past it: a checkpoint fires once its instant has gone by.
+        self.deadlines
+            .next()
+            .map(|c| c.at.plus(std::time::Duration::from_millis(1)))
     }
 
     /// The pending checkpoints of one ticket, in no particular order.

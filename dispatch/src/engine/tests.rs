@@ -818,10 +818,19 @@ fn a_location_outside_every_area_is_refused_and_changes_nothing() {
 
 // ---- Deadlines ------------------------------------------------------------------------------
 
+/// Runs the deadline driver at the first instant past minute `at`: a checkpoint fires once
+/// its instant has gone by (see `the_driver_fires_a_checkpoint_only_once_its_instant_has_passed`).
 fn fire(engine: &mut Engine, at: i64) -> Vec<String> {
+    fire_at(
+        engine,
+        minutes(at).plus(std::time::Duration::from_millis(1)),
+    )
+}
+
+fn fire_at(engine: &mut Engine, now: Timestamp) -> Vec<String> {
     marks(
         &engine
-            .handle(Command::FireDeadlines, Actor::System, minutes(at))
+            .handle(Command::FireDeadlines, Actor::System, now)
             .unwrap(),
     )
 }
@@ -888,7 +897,7 @@ fn checkpoints_fire_when_due_in_order_and_once() {
     // Acknowledged: the arrival clock's 50 % warning is next.
     assert_eq!(
         engine.next_deadline(),
-        Some(Timestamp::from_millis(arrive * 30_000))
+        Some(Timestamp::from_millis(arrive * 30_000 + 1))
     );
     assert!(fire(&mut engine, 1).is_empty(), "nothing is due yet");
     assert_eq!(fire(&mut engine, arrive / 2), ["warning:arrive:500"]);
@@ -996,6 +1005,46 @@ fn a_step_at_the_very_instant_of_its_deadline_meets_it() {
     assert!(!engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
 }
 
+/// The driver running at the very millisecond of a deadline records no breach: a step in
+/// that same millisecond meets it, and the timeline and the metrics would then say both.
+#[test]
+fn the_driver_fires_a_checkpoint_only_once_its_instant_has_passed() {
+    let mut engine = engine_with(6, 3);
+    let (id, arrive) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    assert_eq!(
+        fire(&mut engine, arrive * 8 / 10),
+        ["warning:arrive:500", "warning:arrive:800"]
+    );
+    let limit = minutes(arrive);
+    assert_eq!(
+        engine.next_deadline(),
+        Some(limit.plus(std::time::Duration::from_millis(1))),
+        "the driver is woken just past the limit"
+    );
+    assert!(
+        fire_at(&mut engine, limit).is_empty(),
+        "at the limit: not yet breached"
+    );
+    step_as_crew(&mut engine, &id, TicketCommand::Depart, arrive);
+    let arrived = engine
+        .handle(
+            Command::Ticket {
+                ticket: id.clone(),
+                command: TicketCommand::Arrive { location: None },
+            },
+            Actor::Crew(engine.ticket(&id).unwrap().crew.clone().unwrap()),
+            limit,
+        )
+        .unwrap();
+    assert_eq!(
+        marks(&arrived),
+        ["arrived"],
+        "met, with no breach beside it"
+    );
+    assert!(!engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
+}
+
 #[test]
 fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
     let mut engine = engine_with(6, 3);
@@ -1015,9 +1064,10 @@ fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
         engine.crew(&first).unwrap().status,
         CrewStatus::Unresponsive
     );
-    // The next crew's acknowledgement is a clock of its own: warned, breached, handed on.
+    // The next crew's acknowledgement is a clock of its own (five minutes from its dispatch,
+    // just past minute 5): warned, breached, handed on.
     assert_eq!(
-        fire(&mut engine, 10),
+        fire(&mut engine, 11),
         [
             "warning:acknowledge:500",
             "warning:acknowledge:800",

@@ -4,7 +4,7 @@
 //!
 //! # SLA counting
 //! Each stage of a ticket counts once: `breached` when its `sla_breached` event is recorded
-//! (at the limit, not when the late step finally comes, so alerts are timely), `met` when the
+//! (just past the limit, not when the late step finally comes, so alerts are timely), `met` when the
 //! stage's stop event comes on time. A stop event after the limit whose breach was never
 //! recorded (the service was down when the limit passed) counts as `breached` then.
 //!

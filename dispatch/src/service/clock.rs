@@ -28,7 +28,12 @@ impl ManualClock {
     }
 
     pub fn advance_minutes(&self, minutes: i64) {
-        self.0.fetch_add(minutes * 60_000, Ordering::SeqCst);
+        self.advance_millis(minutes * 60_000);
+    }
+
+    /// A deadline fires once its instant has passed: a test steps one millisecond past it.
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 

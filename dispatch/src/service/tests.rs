@@ -72,6 +72,12 @@ async fn an_unacknowledged_job_goes_to_the_next_crew_at_its_deadline() {
     assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 0);
 
     clock.advance_minutes(1);
+    assert_eq!(
+        dispatcher.fire_deadlines().await.unwrap().timeouts,
+        0,
+        "at the deadline itself the crew may still acknowledge"
+    );
+    clock.advance_millis(1);
     assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
     let after = dispatcher
         .ticket(&Principal::Agent, &created.ticket.id)
@@ -583,8 +589,12 @@ async fn settle() {
 
 /// Moves the service's clock and tokio's paused clock together, then lets the driver act.
 async fn pass(clock: &ManualClock, minutes: i64) {
-    clock.advance_minutes(minutes);
-    tokio::time::advance(Duration::from_secs(minutes as u64 * 60)).await;
+    pass_millis(clock, minutes * 60_000).await;
+}
+
+async fn pass_millis(clock: &ManualClock, millis: i64) {
+    clock.advance_millis(millis);
+    tokio::time::advance(Duration::from_millis(millis as u64)).await;
     settle().await;
 }
 
@@ -699,8 +709,8 @@ async fn the_driver_sends_a_missed_job_to_the_next_crew_without_being_called() {
     let first = created.ticket.crew.clone().unwrap();
     assert_eq!(
         dispatcher.next_deadline().unwrap(),
-        Some(Timestamp::from_millis(T0.as_millis() + 150_000)),
-        "the first checkpoint is the acknowledgement's 50 % warning"
+        Some(Timestamp::from_millis(T0.as_millis() + 150_001)),
+        "the driver wakes just past the acknowledgement's 50 % warning"
     );
 
     pass(&clock, 3).await;
@@ -709,6 +719,7 @@ async fn the_driver_sends_a_missed_job_to_the_next_crew_without_being_called() {
     assert_eq!(early.ticket.crew.as_ref(), Some(&first));
 
     pass(&clock, 2).await;
+    pass_millis(&clock, 1).await;
     let after = timeline(&dispatcher, &created.ticket.id).await;
     assert_eq!(after.ticket.state, TicketState::Dispatched);
     assert_ne!(after.ticket.crew.as_ref(), Some(&first));
@@ -731,6 +742,7 @@ async fn the_driver_sends_a_missed_job_to_the_next_crew_without_being_called() {
     // The second crew's clock started at the re-dispatch: warned, breached and handed on
     // in its turn, each of its marks once.
     pass(&clock, 5).await;
+    pass_millis(&clock, 1).await;
     let again = timeline(&dispatcher, &created.ticket.id).await;
     let declines = again
         .timeline
@@ -1068,6 +1080,7 @@ async fn crew_fixes_survive_a_restart_without_filling_the_log() {
             .unwrap();
         let back = created.ticket.crew.clone().unwrap();
         clock.advance_minutes(5);
+        clock.advance_millis(1);
         assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
         // The next crew sends fixes, then stops answering too.
         let silent = dispatcher
@@ -1081,6 +1094,7 @@ async fn crew_fixes_survive_a_restart_without_filling_the_log() {
             ping(&dispatcher, &silent, near(base, 100 + i)).await;
         }
         clock.advance_minutes(5);
+        clock.advance_millis(1);
         assert_eq!(dispatcher.fire_deadlines().await.unwrap().timeouts, 1);
         let crews = dispatcher.crews().await.unwrap();
         let answering = crews
