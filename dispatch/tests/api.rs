@@ -931,6 +931,20 @@ async fn stations_and_crews_are_listed_with_state_and_position() {
         .unwrap()
         .status();
     assert_eq!(status, StatusCode::NO_CONTENT);
+    // A phone whose GPS answers 0°N 0°E is told so, and the crew stays where it was.
+    let glitch = app
+        .request(
+            Method::POST,
+            &format!("/v1/crews/{crew}/position"),
+            Some(&token),
+        )
+        .json(&json!({"lat": 0.0, "lon": 0.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(glitch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = glitch.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "outside_service_area", "{body}");
     let (_, crews) = app.get("/v1/crews", SUPERVISOR).await;
     let crews = crews["items"].as_array().unwrap();
     assert_eq!(crews.len(), 220);

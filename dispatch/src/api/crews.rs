@@ -57,7 +57,11 @@ pub async fn jobs(
     post, path = "/v1/crews/{id}/position", tag = "crews",
     params(("id" = String, Path, description = "Crew id")),
     request_body = PositionRequest,
-    responses((status = 204, description = "Recorded"), V1Errors),
+    responses(
+        (status = 204, description = "Recorded"),
+        (status = 422, description = "outside_service_area: the fix is far outside the region (a GPS fault); the crew stays where it was", body = super::ErrorBody),
+        V1Errors
+    ),
     security(("bearer" = []))
 )]
 pub async fn position(

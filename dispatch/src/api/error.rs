@@ -186,7 +186,9 @@ impl From<EngineError> for ApiError {
             EngineError::NotThisCrew => ApiError::Forbidden(message),
             EngineError::CrewHasJob(_) => ApiError::CrewHasJob(message),
             EngineError::IncidentHasRepeats { .. } => ApiError::IncidentHasRepeats(message),
-            EngineError::OutsideServiceAreas(_) => ApiError::OutsideServiceArea(message),
+            EngineError::OutsideServiceAreas(_) | EngineError::FixOutsideRegion { .. } => {
+                ApiError::OutsideServiceArea(message)
+            }
             EngineError::Transition(transition) => match transition {
                 TransitionError::WrongState { .. } | TransitionError::NotDue => {
                     ApiError::WrongState(message)

@@ -164,6 +164,11 @@ pub struct EngineConfig {
     pub borrow_reach_minutes: Option<f64>,
     /// A point outside every service area goes to the nearest one within this distance.
     pub outside_area_limit_km: f64,
+    /// A crew's position fix farther than this outside the box bounding every service area
+    /// is refused: a phone's GPS glitch (0°N 0°E, a fix from another datum) must not move a
+    /// crew out of reach of every ticket. Crews working near the region's edge stay well
+    /// inside it.
+    pub crew_fix_limit_km: f64,
     /// A report this close to an open incident of a compatible category is a repeat…
     pub merge_radius_m: f64,
     /// …if that incident's latest report is at most this old.
@@ -183,6 +188,7 @@ impl Default for EngineConfig {
             own_station_margin_minutes: 10.0,
             borrow_reach_minutes: None,
             outside_area_limit_km: 5.0,
+            crew_fix_limit_km: 50.0,
             merge_radius_m: 300.0,
             merge_window_minutes: 120,
             policy: DispatchPolicy::Nearest,
@@ -227,6 +233,7 @@ impl EngineConfig {
                 self.own_station_margin_minutes,
             ),
             ("outside_area_limit_km", self.outside_area_limit_km),
+            ("crew_fix_limit_km", self.crew_fix_limit_km),
             ("merge_radius_m", self.merge_radius_m),
             ("batch.emergency_minutes", self.batch.emergency_minutes),
             ("batch.important_minutes", self.batch.important_minutes),

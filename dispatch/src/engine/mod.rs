@@ -154,6 +154,11 @@ pub enum EngineError {
     #[error("a crew may report only for itself")]
     NotThisCrew,
     #[error(
+        "the fix is more than {limit_km} km outside the region's service areas: a GPS fault \
+         or a wrong datum, most likely; the crew stays where its last fix put it"
+    )]
+    FixOutsideRegion { limit_km: f64 },
+    #[error(
         "ticket {ticket} is the first report of a fault that {repeats} other open report(s) \
          repeat: cancelled alone, their customers would have no crew coming. Send \
          \"with_repeats\": true to cancel them too, or leave this ticket open"
@@ -497,6 +502,10 @@ impl Engine {
                 fix_at,
             } => {
                 let slot = self.crew_for(&crew, &actor)?;
+                let limit_km = self.config.crew_fix_limit_km;
+                if !self.areas.within_km_of_region(location, limit_km) {
+                    return Err(EngineError::FixOutsideRegion { limit_km });
+                }
                 let last = self.crews[slot as usize].crew.position_fix_at;
                 let stale = matches!((fix_at, last), (Some(fix), Some(last)) if fix <= last);
                 if !stale {

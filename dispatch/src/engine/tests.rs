@@ -1045,6 +1045,31 @@ fn the_driver_fires_a_checkpoint_only_once_its_instant_has_passed() {
     assert!(!engine.checkpoint_fired(&id, SlaStage::Arrive, CheckpointKind::Breach));
 }
 
+/// A fix far outside the region is refused and changes nothing: the crew keeps its place in
+/// the pool, so tickets near it still get it.
+#[test]
+fn a_crew_fix_far_outside_the_region_is_refused() {
+    let mut engine = engine_with(6, 3);
+    let crew = engine.crews().next().unwrap().id.clone();
+    let before = engine.crew(&crew).unwrap().clone();
+    let glitch = LatLon::new(0.0, 0.0).unwrap();
+    let refused = engine.handle(
+        Command::CrewPosition {
+            crew: crew.clone(),
+            location: glitch,
+            fix_at: None,
+        },
+        Actor::Crew(crew.clone()),
+        minutes(1),
+    );
+    assert!(
+        matches!(refused, Err(EngineError::FixOutsideRegion { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(engine.crew(&crew).unwrap(), &before);
+    assert!(engine.audit().is_empty());
+}
+
 #[test]
 fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
     let mut engine = engine_with(6, 3);

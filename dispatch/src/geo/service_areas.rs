@@ -81,6 +81,20 @@ impl ServiceAreaIndex {
             .map(|(polygon, station)| (polygon, *station))
     }
 
+    /// Whether `at` lies within `km` of the box that bounds every service area. A filter for
+    /// fixes that cannot be right (a phone's GPS answering 0°N 0°E), not geography: the
+    /// box's corners may hold no area at all.
+    pub fn within_km_of_region(&self, at: LatLon, km: f64) -> bool {
+        let region = self.tree.root().envelope();
+        let (lower, upper) = (region.lower(), region.upper());
+        let dlat = km / 111.0;
+        // A degree of longitude is shortest at the box's edge farthest from the equator.
+        let widest_lat = lower[1].abs().max(upper[1].abs()).min(89.0);
+        let dlon = dlat / widest_lat.to_radians().cos();
+        (lower[0] - dlon..=upper[0] + dlon).contains(&at.lon())
+            && (lower[1] - dlat..=upper[1] + dlat).contains(&at.lat())
+    }
+
     pub fn locate(&self, at: LatLon) -> Result<Located, OutsideServiceAreas> {
         let point = at.point();
         // Areas tile the region, so a point is in one area, or on a shared border of several:
@@ -187,6 +201,34 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_region_reaches_its_bounding_box_and_the_limit_around_it() {
+        let index = two_squares();
+        // The box is 114.0–114.2 E, 23.0–23.1 N; 50 km is about 0.45° of latitude.
+        for (lat, lon) in [
+            (23.05, 114.05),
+            (23.5, 114.1),
+            (22.6, 114.6),
+            (23.1, 113.55),
+        ] {
+            assert!(
+                index.within_km_of_region(at(lat, lon), 50.0),
+                "{lat}, {lon}"
+            );
+        }
+        for (lat, lon) in [(0.0, 0.0), (23.6, 114.1), (22.5, 114.1), (23.05, 114.75)] {
+            assert!(
+                !index.within_km_of_region(at(lat, lon), 50.0),
+                "{lat}, {lon}"
+            );
+        }
+        assert!(!index.within_km_of_region(at(23.0, 114.21), 0.0));
+        assert!(
+            index.within_km_of_region(at(23.0, 114.2), 0.0),
+            "the edge is inside"
+        );
     }
 
     #[test]
