@@ -288,8 +288,9 @@ async fn a_crew_is_never_claimed_twice_nor_a_ticket_given_two_crews() {
     );
 }
 
-/// A storm's batch assignment can dispatch hundreds of crews in one batch: more than the
-/// script passes to one Redis call, so its reads and writes of the claims go in parts.
+/// A storm's batch assignment can dispatch hundreds of crews in one batch: every claim is
+/// recorded and checked, however the script reads and writes them (a call per claim now;
+/// a rewrite into calls of many claims each was tried, and this guards the next one).
 #[tokio::test]
 async fn a_batch_of_more_claims_than_one_call_takes_records_every_one() {
     const CLAIMS: usize = 1_200;

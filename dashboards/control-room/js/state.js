@@ -136,7 +136,7 @@ export class State {
     for (const { stage, due } of runningStages(ticket)) {
       const seen = recorded?.get(stage);
       let risk = 'on_time';
-      if (due <= now || seen?.breached) risk = 'breached';
+      if (due < now || seen?.breached) risk = 'breached';
       else if (seen?.level != null) risk = 'warned';
       if (RISK_RANK[risk] > RISK_RANK[worst]) worst = risk;
     }
@@ -159,7 +159,7 @@ export class State {
     for (const ticket of this.tickets.values()) {
       const recorded = this.recorded.get(ticket.id);
       for (const { stage, due } of runningStages(ticket)) {
-        if (due <= now || recorded?.get(stage)?.breached) continue;
+        if (due < now || recorded?.get(stage)?.breached) continue;
         clocks.push({ ticket, stage, due, warned: recorded?.get(stage)?.level != null });
       }
     }

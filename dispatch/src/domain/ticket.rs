@@ -358,7 +358,9 @@ impl Ticket {
                     return Err(TransitionError::ActorNotPermitted { command: name });
                 }
                 match (self.deadlines.acknowledge_by, &self.crew) {
-                    (Some(due), Some(crew)) if now >= due => Ok(EventKind::Declined {
+                    // Only once the deadline has passed: an acknowledgement at its very
+                    // instant is in time.
+                    (Some(due), Some(crew)) if now > due => Ok(EventKind::Declined {
                         ticket,
                         crew: crew.clone(),
                         reason: DeclineReason::AcknowledgeTimeout,
@@ -712,20 +714,21 @@ mod tests {
         let mut t = ticket();
         dispatch(&mut t, "C1", 0);
         let due = Timestamp::from_millis(5 * 60_000);
-        let early = Timestamp::from_millis(5 * 60_000 - 1);
+        let past = Timestamp::from_millis(5 * 60_000 + 1);
         assert_eq!(
-            t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::System, early),
-            Err(TransitionError::NotDue)
+            t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::System, due),
+            Err(TransitionError::NotDue),
+            "at the deadline itself the crew is still in time"
         );
         assert!(matches!(
-            t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::Agent, due),
+            t.decide(&TicketCommand::AcknowledgeTimeout, &Actor::Agent, past),
             Err(TransitionError::ActorNotPermitted { .. })
         ));
         step(
             &mut t,
             TicketCommand::AcknowledgeTimeout,
             Actor::System,
-            due.as_millis(),
+            past.as_millis(),
         )
         .unwrap();
         assert_eq!(t.state, TicketState::Queued);

@@ -165,9 +165,10 @@ pub struct EngineConfig {
     /// A point outside every service area goes to the nearest one within this distance.
     pub outside_area_limit_km: f64,
     /// A crew's position fix farther than this outside the box bounding every service area
-    /// is refused: a phone's GPS glitch (0°N 0°E, a fix from another datum) must not move a
-    /// crew out of reach of every ticket. Crews working near the region's edge stay well
-    /// inside it.
+    /// is refused (an arrival's fix is ignored instead): a phone's GPS glitch (0°N 0°E) must
+    /// not move a crew out of reach of every ticket. Crews working near the region's edge
+    /// stay well inside it. At least `outside_area_limit_km`, so a crew at any ticket the
+    /// service accepted may report from there.
     pub crew_fix_limit_km: f64,
     /// A report this close to an open incident of a compatible category is a repeat…
     pub merge_radius_m: f64,
@@ -208,6 +209,11 @@ pub enum ConfigError {
     NegativeReach(&'static str),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error(
+        "crew_fix_limit_km must be at least outside_area_limit_km, or a crew at a ticket the \
+         service accepted could not report its position there"
+    )]
+    CrewFixLimitBelowAreaLimit,
     #[error("storm.leave_queue must be below storm.enter_queue, or storm mode would never end")]
     StormNeverEnds,
     #[error(transparent)]
@@ -266,6 +272,9 @@ impl EngineConfig {
         {
             return Err(ConfigError::StormNeverEnds);
         }
+        if self.crew_fix_limit_km < self.outside_area_limit_km {
+            return Err(ConfigError::CrewFixLimitBelowAreaLimit);
+        }
         Ok(())
     }
 
@@ -322,6 +331,13 @@ mod tests {
         config.borrow_reach_minutes = Some(f64::INFINITY);
         assert_eq!(config.validate(), Ok(()));
         config.borrow_reach_minutes = None;
+        config.crew_fix_limit_km = config.outside_area_limit_km - 0.5;
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::CrewFixLimitBelowAreaLimit)
+        );
+        config.crew_fix_limit_km = config.outside_area_limit_km;
+        assert_eq!(config.validate(), Ok(()));
         config.storm.enter_queue = Some(5);
         assert_eq!(config.validate(), Err(ConfigError::StormNeverEnds));
         config.storm.leave_queue = 4;

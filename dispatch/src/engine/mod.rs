@@ -26,8 +26,8 @@
 //!    an eligible free crew.
 //! 8. **Replay**: applying the emitted events to an engine built from the same region gives
 //!    the same state, pending SLA checkpoints included.
-//! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint due at
-//!    `now` (warnings and breaches of the stages a ticket is in, acknowledgement timeouts),
+//! 9. **Deadlines act once**: [`Command::FireDeadlines`] records every checkpoint passed
+//!    before `now` (warnings and breaches of the stages a ticket is in, acknowledgement timeouts),
 //!    never one before it is due, and a warning or breach at most once per ticket, stage and
 //!    level (the acknowledgement: per dispatch, each crew's clock its own); a stage that
 //!    stops (the crew arrives in time) drops its pending checkpoints, and a step on a ticket
@@ -104,7 +104,7 @@ pub enum Command {
         /// crew's last one is a late or repeated ping and records nothing.
         fix_at: Option<Timestamp>,
     },
-    /// Records every SLA checkpoint due at `now`: `sla_warning` and `sla_breached` events,
+    /// Records every SLA checkpoint passed before `now`: `sla_warning` and `sla_breached` events,
     /// and acknowledgement timeouts (the job goes to the next crew). Issued by the deadline
     /// driver when [`Engine::next_deadline`] has come; never fails, and does nothing when
     /// nothing is due.
@@ -154,8 +154,8 @@ pub enum EngineError {
     #[error("a crew may report only for itself")]
     NotThisCrew,
     #[error(
-        "the fix is more than {limit_km} km outside the region's service areas: a GPS fault \
-         or a wrong datum, most likely; the crew stays where its last fix put it"
+        "the fix is more than {limit_km} km outside the region's service areas: a GPS fault, \
+         most likely; the crew stays where its last fix put it"
     )]
     FixOutsideRegion { limit_km: f64 },
     #[error(
@@ -458,7 +458,19 @@ impl Engine {
             Command::Report { ticket, report } => {
                 self.report(ticket, report, actor, now, &mut events)?
             }
-            Command::Ticket { ticket, command } => {
+            Command::Ticket {
+                ticket,
+                mut command,
+            } => {
+                // An arrival is recorded whatever its fix says, since its time is what the
+                // SLA needs; a fix far outside the region puts the crew at the fault's
+                // location instead, as an arrival without one does.
+                if let TicketCommand::Arrive { location } = &mut command {
+                    let limit_km = self.config.crew_fix_limit_km;
+                    if location.is_some_and(|at| !self.areas.within_km_of_region(at, limit_km)) {
+                        *location = None;
+                    }
+                }
                 let current = self
                     .tickets
                     .get(&ticket)
@@ -616,7 +628,7 @@ impl Engine {
         }
     }
 
-    /// Records every checkpoint due at `now`, earliest first (ties in the book's total
+    /// Records every checkpoint passed before `now`, earliest first (ties in the book's total
     /// order, so a live run and a replay agree).
     fn fire_deadlines(&mut self, now: Timestamp, events: &mut Vec<Event>) {
         while let Some(due) = self.deadlines.first_due(now) {

@@ -1070,6 +1070,30 @@ fn a_crew_fix_far_outside_the_region_is_refused() {
     assert!(engine.audit().is_empty());
 }
 
+/// An arrival whose fix is far outside the region is still recorded, on time, and puts the
+/// crew at the fault's location, as an arrival without a fix does.
+#[test]
+fn an_arrival_with_a_fix_far_outside_the_region_puts_the_crew_at_the_fault() {
+    let mut engine = engine_with(6, 3);
+    let (id, _) = one_ticket(&mut engine, FaultCategory::NoPower);
+    step_as_crew(&mut engine, &id, TicketCommand::Acknowledge, 1);
+    step_as_crew(&mut engine, &id, TicketCommand::Depart, 2);
+    let glitch = LatLon::new(0.0, 0.0).unwrap();
+    let arrived = step_as_crew(
+        &mut engine,
+        &id,
+        TicketCommand::Arrive {
+            location: Some(glitch),
+        },
+        3,
+    );
+    assert_eq!(marks(&arrived), ["arrived"]);
+    let ticket = engine.ticket(&id).unwrap();
+    assert_eq!(ticket.state, TicketState::OnSite);
+    let crew = engine.crew(ticket.crew.as_ref().unwrap()).unwrap();
+    assert_eq!(crew.position, ticket.report.location);
+}
+
 #[test]
 fn a_missed_acknowledgement_warns_breaches_and_goes_to_the_next_crew() {
     let mut engine = engine_with(6, 3);

@@ -81,9 +81,10 @@ impl ServiceAreaIndex {
             .map(|(polygon, station)| (polygon, *station))
     }
 
-    /// Whether `at` lies within `km` of the box that bounds every service area. A filter for
-    /// fixes that cannot be right (a phone's GPS answering 0°N 0°E), not geography: the
-    /// box's corners may hold no area at all.
+    /// Whether `at` lies in the box that bounds every service area widened by `km` on each
+    /// side (so up to about 1.4 × `km` from the box's corners). A filter for fixes that
+    /// cannot be right (a phone's GPS answering 0°N 0°E), not geography: the box's corners
+    /// may hold no area at all.
     pub fn within_km_of_region(&self, at: LatLon, km: f64) -> bool {
         let region = self.tree.root().envelope();
         let (lower, upper) = (region.lower(), region.upper());

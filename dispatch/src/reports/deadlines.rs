@@ -26,10 +26,12 @@ impl RunningStage {
         let warned = self.started_at.and_then(|start| {
             levels
                 .iter()
-                .filter(|level| level.instant(start, self.due) <= now)
+                // Strictly before: at its very instant a clock is not yet past it, as the
+                // deadline driver and a step at that instant judge it.
+                .filter(|level| level.instant(start, self.due) < now)
                 .max()
         });
-        (warned, self.due <= now)
+        (warned, self.due < now)
     }
 }
 
@@ -154,11 +156,25 @@ mod tests {
             due: Timestamp::from_millis(0).plus_minutes(70),
         };
         let at = |m| clock.reached(Timestamp::from_millis(0).plus_minutes(m), levels);
+        let just_past = |m| {
+            let instant = Timestamp::from_millis(0).plus_minutes(m);
+            clock.reached(instant.plus(std::time::Duration::from_millis(1)), levels)
+        };
         // A second crew's clock, from minute 60: the first crew's breach at 10 is not its.
         assert_eq!(at(64), (None, false));
-        assert_eq!(at(65), (WarnLevel::from_fraction(0.5), false));
+        assert_eq!(
+            at(65),
+            (None, false),
+            "at its instant a level is not yet passed"
+        );
+        assert_eq!(just_past(65), (WarnLevel::from_fraction(0.5), false));
         assert_eq!(at(69), (WarnLevel::from_fraction(0.8), false));
-        assert_eq!(at(70), (WarnLevel::from_fraction(0.8), true));
+        assert_eq!(
+            at(70),
+            (WarnLevel::from_fraction(0.8), false),
+            "met at the limit"
+        );
+        assert_eq!(just_past(70), (WarnLevel::from_fraction(0.8), true));
     }
 
     #[test]

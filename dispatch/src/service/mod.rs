@@ -1191,7 +1191,7 @@ impl Dispatcher {
         Ok(backup)
     }
 
-    /// Records every SLA checkpoint due now ([`Command::FireDeadlines`]): warnings,
+    /// Records every SLA checkpoint passed before now ([`Command::FireDeadlines`]): warnings,
     /// breaches, and acknowledgement timeouts whose jobs go to the next crew (or the queue).
     /// Answers once the events are on disk.
     pub async fn fire_deadlines(&self) -> Result<FiredDeadlines, ServiceError> {
