@@ -358,9 +358,7 @@ impl Ticket {
                     return Err(TransitionError::ActorNotPermitted { command: name });
                 }
                 match (self.deadlines.acknowledge_by, &self.crew) {
-                    // Only once the deadline has passed: an acknowledgement at its very
-                    // instant is in time.
-                    (Some(due), Some(crew)) if now > due => Ok(EventKind::Declined {
+                    (Some(due), Some(crew)) if due.passed_by(now) => Ok(EventKind::Declined {
                         ticket,
                         crew: crew.clone(),
                         reason: DeclineReason::AcknowledgeTimeout,

@@ -23,6 +23,18 @@ impl Timestamp {
         Self(self.0.saturating_add(millis))
     }
 
+    /// Whether a deadline at this instant has passed by `now`: only strictly after it, as a
+    /// step at its very millisecond meets it. The one rule the deadline driver, a step's own
+    /// breaches, the ticket's timeout and the reports all judge by.
+    pub fn passed_by(self, now: Timestamp) -> bool {
+        self < now
+    }
+
+    /// The first instant at which a deadline at this one has passed ([`Timestamp::passed_by`]).
+    pub fn first_instant_past(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
     pub fn plus_minutes(self, minutes: u32) -> Self {
         Self(self.0.saturating_add(i64::from(minutes) * 60_000))
     }
@@ -53,5 +65,16 @@ mod tests {
             Timestamp::from_millis(90_000).minutes_since(Timestamp::from_millis(0)),
             1.5
         );
+    }
+
+    #[test]
+    fn a_deadline_passes_only_after_its_instant() {
+        let due = Timestamp::from_millis(1_000);
+        assert!(!due.passed_by(Timestamp::from_millis(999)));
+        assert!(!due.passed_by(due), "a step at the instant meets it");
+        assert!(due.passed_by(due.first_instant_past()));
+        assert_eq!(due.first_instant_past(), Timestamp::from_millis(1_001));
+        let last = Timestamp::from_millis(i64::MAX);
+        assert_eq!(last.first_instant_past(), last, "saturates");
     }
 }

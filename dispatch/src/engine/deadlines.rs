@@ -121,7 +121,7 @@ impl DeadlineBook {
     /// very instant of its deadline meets it. Firing at that instant would record a breach
     /// that a step in the same millisecond then meets: both in the timeline and the metrics.
     pub(super) fn first_due(&self, now: Timestamp) -> Option<Checkpoint> {
-        self.due.first().filter(|c| c.at < now).cloned()
+        self.due.first().filter(|c| c.at.passed_by(now)).cloned()
     }
 
     pub(super) fn pending(&self, ticket: &TicketId) -> &[Checkpoint] {

@@ -425,10 +425,7 @@ impl Engine {
     /// When the next pending SLA checkpoint of any open ticket is due: the instant to run
     /// [`Command::FireDeadlines`] at. `None` when no clock runs.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        // The first instant past it: a checkpoint fires once its instant has gone by.
-        self.deadlines
-            .next()
-            .map(|c| c.at.plus(std::time::Duration::from_millis(1)))
+        self.deadlines.next().map(|c| c.at.first_instant_past())
     }
 
     /// The pending checkpoints of one ticket, in no particular order.
@@ -465,11 +462,10 @@ impl Engine {
                 // An arrival is recorded whatever its fix says, since its time is what the
                 // SLA needs; a fix far outside the region puts the crew at the fault's
                 // location instead, as an arrival without one does.
-                if let TicketCommand::Arrive { location } = &mut command {
-                    let limit_km = self.config.crew_fix_limit_km;
-                    if location.is_some_and(|at| !self.areas.within_km_of_region(at, limit_km)) {
-                        *location = None;
-                    }
+                if let TicketCommand::Arrive { location } = &mut command
+                    && location.is_some_and(|at| !self.fix_in_reach(at))
+                {
+                    *location = None;
                 }
                 let current = self
                     .tickets
@@ -514,9 +510,10 @@ impl Engine {
                 fix_at,
             } => {
                 let slot = self.crew_for(&crew, &actor)?;
-                let limit_km = self.config.crew_fix_limit_km;
-                if !self.areas.within_km_of_region(location, limit_km) {
-                    return Err(EngineError::FixOutsideRegion { limit_km });
+                if !self.fix_in_reach(location) {
+                    return Err(EngineError::FixOutsideRegion {
+                        limit_km: self.config.crew_fix_limit_km,
+                    });
                 }
                 let last = self.crews[slot as usize].crew.position_fix_at;
                 let stale = matches!((fix_at, last), (Some(fix), Some(last)) if fix <= last);
@@ -662,8 +659,7 @@ impl Engine {
             .deadlines
             .pending(ticket)
             .iter()
-            // Strictly before: a step at the very instant of its deadline meets it.
-            .filter(|c| c.at < now)
+            .filter(|c| c.at.passed_by(now))
             .cloned()
             .collect();
         due.sort();
@@ -686,6 +682,12 @@ impl Engine {
                 ticket.priority,
             )
             .unwrap_or_else(|| self.config.sla.acknowledge_by(now))
+    }
+
+    /// Whether a crew's fix could be right: within `crew_fix_limit_km` of the region.
+    fn fix_in_reach(&self, at: LatLon) -> bool {
+        self.areas
+            .within_km_of_region(at, self.config.crew_fix_limit_km)
     }
 
     fn crew_for(&self, crew: &CrewId, actor: &Actor) -> Result<u32, EngineError> {

@@ -821,10 +821,7 @@ fn a_location_outside_every_area_is_refused_and_changes_nothing() {
 /// Runs the deadline driver at the first instant past minute `at`: a checkpoint fires once
 /// its instant has gone by (see `the_driver_fires_a_checkpoint_only_once_its_instant_has_passed`).
 fn fire(engine: &mut Engine, at: i64) -> Vec<String> {
-    fire_at(
-        engine,
-        minutes(at).plus(std::time::Duration::from_millis(1)),
-    )
+    fire_at(engine, minutes(at).first_instant_past())
 }
 
 fn fire_at(engine: &mut Engine, now: Timestamp) -> Vec<String> {
@@ -1019,7 +1016,7 @@ fn the_driver_fires_a_checkpoint_only_once_its_instant_has_passed() {
     let limit = minutes(arrive);
     assert_eq!(
         engine.next_deadline(),
-        Some(limit.plus(std::time::Duration::from_millis(1))),
+        Some(limit.first_instant_past()),
         "the driver is woken just past the limit"
     );
     assert!(

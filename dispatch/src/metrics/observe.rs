@@ -72,7 +72,7 @@ pub fn observe(
     };
     let stage_end = |stage, limit: Option<Timestamp>| {
         let limit = limit?;
-        let met = at <= limit;
+        let met = !limit.passed_by(at);
         // Counted at the breach already, unless the breach never got recorded.
         (met || !breach_recorded(stage)).then_some(Observation::Sla { stage, met })
     };
@@ -110,7 +110,7 @@ pub fn observe(
             });
             out.extend(limit.map(|limit| Observation::Sla {
                 stage: SlaStage::Acknowledge,
-                met: at <= limit,
+                met: !limit.passed_by(at),
             }));
         }
         EventKind::Arrived { .. } => {

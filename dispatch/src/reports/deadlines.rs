@@ -26,12 +26,10 @@ impl RunningStage {
         let warned = self.started_at.and_then(|start| {
             levels
                 .iter()
-                // Strictly before: at its very instant a clock is not yet past it, as the
-                // deadline driver and a step at that instant judge it.
-                .filter(|level| level.instant(start, self.due) < now)
+                .filter(|level| level.instant(start, self.due).passed_by(now))
                 .max()
         });
-        (warned, self.due < now)
+        (warned, self.due.passed_by(now))
     }
 }
 
@@ -158,7 +156,7 @@ mod tests {
         let at = |m| clock.reached(Timestamp::from_millis(0).plus_minutes(m), levels);
         let just_past = |m| {
             let instant = Timestamp::from_millis(0).plus_minutes(m);
-            clock.reached(instant.plus(std::time::Duration::from_millis(1)), levels)
+            clock.reached(instant.first_instant_past(), levels)
         };
         // A second crew's clock, from minute 60: the first crew's breach at 10 is not its.
         assert_eq!(at(64), (None, false));

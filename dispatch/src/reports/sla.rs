@@ -184,7 +184,7 @@ pub fn summarize_sla<'a>(
                 Some(_) => {}
                 None => {
                     let deadline = start.plus_minutes(limit);
-                    if deadline < now && window.contains(deadline) {
+                    if deadline.passed_by(now) && window.contains(deadline) {
                         summary.all.add_open_breach();
                         by_class.add_open_breach();
                     }
